@@ -1,0 +1,117 @@
+#include "models/transformer_model.hpp"
+
+#include <map>
+
+#include <ATen/core/Tensor.h>
+
+#include "models/layers.hpp"
+#include "qplug/sdk/linear.hpp"
+#include "qplug/sdk/torch_interop.hpp"
+
+namespace qplug {
+namespace models {
+
+namespace {
+
+// Identity of a tensor's storage, so two parameters that are one tensor (tied weights) are seen
+// as such even on the meta device.
+const void* storage_identity(const at::Tensor& t) {
+  if (t.has_storage()) return t.storage().unsafeGetStorageImpl();
+  return t.unsafeGetTensorImpl();
+}
+
+ParamInfo param_info(const std::string& name, const at::Tensor& t) {
+  return ParamInfo{name, t.sizes().vec(), from_scalar_type(t.scalar_type())};
+}
+
+}  // namespace
+
+std::string module_type_name(const torch::nn::Module& module) {
+  const std::string& full = module.name();
+  const auto colon = full.rfind("::");
+  return colon == std::string::npos ? full : full.substr(colon + 2);
+}
+
+TransformerModel::TransformerModel(Value hf_config, DType dtype, std::string device)
+    : hf_config_(std::move(hf_config)), dtype_(dtype), device_(std::move(device)) {}
+
+ModelDescription TransformerModel::describe() const {
+  ModelDescription d;
+  d.model_type = model_type();
+  const ArchitectureFacts arch = facts();
+  d.output_embedding = arch.output_embedding;
+  d.block_container = arch.block_container;
+  d.num_blocks = num_blocks();
+  d.keep_in_fp32_modules = arch.keep_in_fp32;
+  d.tied_weights = arch.declared_tied;
+
+  std::map<const void*, std::string> first_owner;  // storage -> first parameter name
+  for (const auto& item : root_->named_modules("", /*include_self=*/false)) {
+    ModuleInfo info;
+    info.name = item.key();
+    info.type = module_type_name(*item.value());
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    if (const auto* linear = dynamic_cast<const nn::LinearImpl*>(item.value().get())) {
+      info.is_linear = true;
+      info.in_features = linear->in_features();
+      info.out_features = linear->out_features();
+      info.has_bias = linear->shape().has_bias;
+      info.kernel = linear->kernel().name();
+      info.dtype = linear->dtype();
+      tensors = linear->kernel().tensors();
+      if (tensors.empty())
+        for (const auto& spec : linear->kernel().tensor_specs())
+          info.params.push_back({spec.suffix, spec.shape, spec.dtype});
+    } else if (const auto* holder = dynamic_cast<const TensorHolder*>(item.value().get())) {
+      tensors = holder->own_tensors();
+    }
+    for (const auto& [local, tensor] : tensors) {
+      if (!tensor.defined()) continue;
+      info.params.push_back(param_info(local, tensor));
+      if (!info.is_linear && tensor.is_floating_point()) info.dtype = info.params.back().dtype;
+      const std::string full = info.name + "." + local;
+      auto [it, first] = first_owner.emplace(storage_identity(tensor), full);
+      if (first) {
+        d.parameter_order.push_back(full);
+      } else {
+        bool declared = false;
+        for (const auto& t : d.tied_weights)
+          declared |= t.target == full && t.source == it->second;
+        if (!declared) d.tied_weights.push_back({full, it->second});
+      }
+    }
+    d.modules.push_back(std::move(info));
+  }
+  for (int64_t b = 0; b < d.num_blocks; ++b) {
+    const std::string block = block_name(b);
+    for (const auto& [fused_name, members] : arch.fused_in_block) {
+      FusedGroup group{block + "." + fused_name, {}};
+      for (const auto& m : members)
+        group.members.push_back(block + "." + m);
+      d.fused_groups.push_back(std::move(group));
+    }
+  }
+  return d;
+}
+
+std::vector<NamedLinear> TransformerModel::linear_layers() {
+  std::vector<NamedLinear> out;
+  for (const auto& item : root_->named_modules("", /*include_self=*/false))
+    if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get()))
+      out.push_back({item.key(), linear});
+  return out;
+}
+
+at::Tensor TransformerModel::forward(const at::Tensor& input_ids) {
+  at::Tensor hidden = embed(input_ids);
+  for (int64_t b = 0; b < num_blocks(); ++b)
+    hidden = run_block(b, hidden);
+  return head(hidden);
+}
+
+std::string TransformerModel::block_name(int64_t index) const {
+  return facts().block_container + "." + std::to_string(index);
+}
+
+}  // namespace models
+}  // namespace qplug

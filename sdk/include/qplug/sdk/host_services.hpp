@@ -1,0 +1,30 @@
+// What the host offers a plugin while it works on a model: kernels from the registry (so a third
+// party's faster kernel for the same format is picked up), progress reporting and logging.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "qplug/sdk/linear_kernel.hpp"
+
+namespace qplug {
+
+enum class LogLevel { Debug, Info, Warning };
+
+class HostServices {
+ public:
+  virtual ~HostServices();
+
+  // The highest-priority kernel registered for (quant_method, device) that supports the layer's
+  // dtype, from any plugin. Throws UnsupportedError listing what is registered when none fits.
+  // The kernel keeps its plugin loaded for as long as it lives.
+  virtual OwnedKernel make_linear_kernel(const std::string& quant_method,
+                                         const LinearKernelArgs& args) = 0;
+
+  // Progress of long work: `done` of `total` units of `task` ("block 3/32", "layer q_proj").
+  virtual void progress(const std::string& task, int64_t done, int64_t total) = 0;
+  virtual void log(LogLevel level, const std::string& message) = 0;
+};
+
+}  // namespace qplug
