@@ -53,5 +53,9 @@ void print_json(std::ostream& out, const Value& value);
 // UsageError or qplug::Error.
 int run_plugins(const std::vector<std::string>& argv);
 int run_inspect(const std::vector<std::string>& argv);
+int run_eval(const std::vector<std::string>& argv);
+int run_generate(const std::vector<std::string>& argv);
+int run_quantize(const std::vector<std::string>& argv);
+int run_demo(const std::vector<std::string>& argv);
 
 }  // namespace qplug::cli

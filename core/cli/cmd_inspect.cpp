@@ -84,8 +84,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   build.device = "meta";
   std::unique_ptr<Model> model = build_model(hf_config, build);
   const CheckpointFiles files = CheckpointFiles::open(model_dir, /*header_only=*/true);
-  if (!quantizer.pre_quantized()) check_checkpoint_matches(model->describe(), files);
   const ModelDescription desc = model->describe();
+  if (!quantizer.pre_quantized()) map_checkpoint_tensors(expected_tensors(desc), desc, files);
   const TargetPlan plan = quantizer.plan(desc);
 
   if (args.flag("json")) {

@@ -1,5 +1,6 @@
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "qplug/core/checkpoint.hpp"
@@ -12,75 +13,109 @@ namespace {
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
 }
 
-// Tensors some writers add that carry nothing a model needs (old Llama checkpoints saved the
-// rotary inv_freq buffer).
-bool is_ignorable(const std::string& name) {
-  const std::string suffix = ".rotary_emb.inv_freq";
-  return name.size() > suffix.size() &&
-         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+// Tensors that carry nothing a model needs: the architecture's own list, and the rotary inv_freq
+// buffer old Llama checkpoints saved.
+class IgnoreList {
+ public:
+  explicit IgnoreList(const ModelDescription& model) {
+    for (const auto& pattern : model.ignore_on_load) patterns_.emplace_back(pattern);
+  }
+  bool ignores(const std::string& name) const {
+    if (ends_with(name, ".rotary_emb.inv_freq")) return true;
+    for (const auto& p : patterns_)
+      if (std::regex_search(name, p)) return true;
+    return false;
+  }
+
+ private:
+  std::vector<std::regex> patterns_;
+};
 
 }  // namespace
 
 Value read_model_config(const std::string& folder) {
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec))
-    throw CheckpointError(folder, "", "not a directory; --model takes a checkpoint folder");
+    throw CheckpointError(folder, "", "not a directory; a model is a checkpoint folder");
   const std::string path = (std::filesystem::path(folder) / "config.json").string();
   if (!std::filesystem::exists(path, ec))
     throw CheckpointError(path, "", "missing; a checkpoint folder needs a config.json");
   Value config = parse_json(read_text_file(path), path);
-  if (!config.is_map()) throw ConfigError("config.json must hold a JSON object", config.location());
+  if (!config.is_map())
+    throw ConfigError("config.json must hold a JSON object", config.location());
   return config;
 }
 
-void check_checkpoint_matches(const ModelDescription& model, const CheckpointFiles& files) {
+std::vector<ExpectedTensor> expected_tensors(const ModelDescription& model) {
   std::set<std::string> tied_targets;
-  for (const auto& t : model.tied_weights)
-    tied_targets.insert(t.target);
-  std::map<std::string, const ParamInfo*> expected;
+  for (const auto& t : model.tied_weights) tied_targets.insert(t.target);
+  std::vector<ExpectedTensor> out;
   for (const auto& m : model.modules)
-    for (const auto& p : m.params)
-      expected[m.name + "." + p.name] = &p;
-
-  auto file_of = [&](const std::string& tensor) {
-    const SafetensorsFile* f = files.file_of(tensor);
-    return f ? f->path() : files.folder();
-  };
-  for (const auto& [name, param] : expected) {
-    const SafetensorsFile* file = files.file_of(name);
-    if (file == nullptr) {
-      if (tied_targets.count(name)) continue;  // a tied copy is not stored
-      throw CheckpointError(files.folder(), name,
-                            "missing tensor: the model (" + model.model_type +
-                                ", as config.json describes it) needs it, shape " +
-                                shape_text(param->shape));
+    for (const auto& p : m.params) {
+      const std::string full = m.name + "." + p.name;
+      out.push_back({full, p.shape, p.dtype, tied_targets.count(full) > 0});
     }
+  return out;
+}
+
+std::map<std::string, std::string> map_checkpoint_tensors(
+    const std::vector<ExpectedTensor>& expected, const ModelDescription& model,
+    const CheckpointFiles& files) {
+  std::map<std::string, const ExpectedTensor*> by_name;
+  for (const auto& e : expected) by_name[e.name] = &e;
+  const IgnoreList ignore(model);
+  const std::string prefix = model.base_model_prefix.empty() ? "" : model.base_model_prefix + ".";
+
+  std::map<std::string, std::string> mapping;  // checkpoint name -> model name
+  std::set<std::string> filled;
+  for (const auto& name : files.tensor_names()) {
+    const SafetensorsFile* file = files.file_of(name);
+    std::string target = name;
+    if (!by_name.count(target) && !prefix.empty() && by_name.count(prefix + name))
+      target = prefix + name;
+    if (!by_name.count(target)) {
+      if (ignore.ignores(name)) continue;
+      throw CheckpointError(file->path(), name,
+                            "unexpected tensor: no module of the " + model.model_type +
+                                " model that config.json describes has it (a different layer "
+                                "count or model_type, or a quantized checkpoint without its "
+                                "quantization_config?)");
+    }
+    if (!filled.insert(target).second)
+      throw CheckpointError(file->path(), name,
+                            "holds '" + target + "', which another tensor of the checkpoint "
+                                                 "already fills (with and without the '" +
+                                model.base_model_prefix + "' prefix)");
+    const ExpectedTensor& want = *by_name[target];
     const SafetensorsEntry& entry = file->at(name);
-    if (entry.shape != param->shape)
+    if (entry.shape != want.shape)
       throw CheckpointError(file->path(), name,
                             "shape " + shape_text(entry.shape) + " does not match the " +
-                                shape_text(param->shape) + " that config.json implies");
-    const bool both_float = is_floating(entry.dtype) && is_floating(param->dtype);
-    if (!both_float && entry.dtype != param->dtype)
+                                shape_text(want.shape) + " the model expects (config.json)");
+    const bool both_float = is_floating(entry.dtype) && is_floating(want.dtype);
+    if (!both_float && entry.dtype != want.dtype)
       throw CheckpointError(file->path(), name,
                             std::string("dtype ") + safetensors_name(entry.dtype) +
-                                ", but this layer's format stores " +
-                                safetensors_name(param->dtype));
+                                ", but the layer's format stores " +
+                                safetensors_name(want.dtype));
+    mapping[name] = target;
   }
-  for (const auto& name : files.tensor_names()) {
-    if (expected.count(name) || is_ignorable(name)) continue;
-    throw CheckpointError(file_of(name), name,
-                          "unexpected tensor: no module of the " + model.model_type +
-                              " model built from config.json has it (wrong model_type, a "
-                              "different layer count, or a quantized checkpoint without its "
-                              "quantization_config?)");
+  for (const auto& e : expected) {
+    if (e.optional || filled.count(e.name)) continue;
+    throw CheckpointError(files.folder(), e.name,
+                          "missing tensor: the " + model.model_type +
+                              " model that config.json describes needs it (shape " +
+                              shape_text(e.shape) + ", " + safetensors_name(e.dtype) + ")");
   }
+  return mapping;
 }
 
 }  // namespace qplug

@@ -18,6 +18,8 @@ const std::map<std::string, Builder>& builders() {
       {"llama", models::build_llama_family},
       {"mistral", models::build_llama_family},
       {"qwen2", models::build_llama_family},
+      {"gpt2", models::build_gpt2},
+      {"opt", models::build_opt},
   };
   return table;
 }

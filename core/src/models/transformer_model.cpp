@@ -43,6 +43,8 @@ ModelDescription TransformerModel::describe() const {
   d.block_container = arch.block_container;
   d.num_blocks = num_blocks();
   d.keep_in_fp32_modules = arch.keep_in_fp32;
+  d.base_model_prefix = arch.base_model_prefix;
+  d.ignore_on_load = arch.ignore_on_load;
   d.tied_weights = arch.declared_tied;
 
   std::map<const void*, std::string> first_owner;  // storage -> first parameter name
@@ -92,6 +94,11 @@ ModelDescription TransformerModel::describe() const {
     }
   }
   return d;
+}
+
+void TransformerModel::to_device(const std::string& device) {
+  root_->to(c10::Device(device));
+  device_ = device;
 }
 
 std::vector<NamedLinear> TransformerModel::linear_layers() {

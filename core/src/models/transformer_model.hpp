@@ -23,6 +23,8 @@ struct ArchitectureFacts {
   // {"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}}.
   std::vector<std::pair<std::string, std::vector<std::string>>> fused_in_block;
   std::vector<std::string> keep_in_fp32;
+  std::string base_model_prefix = "model";
+  std::vector<std::string> ignore_on_load;
 };
 
 class TransformerModel : public Model {
@@ -33,6 +35,9 @@ class TransformerModel : public Model {
   const Value& hf_config() const override { return hf_config_; }
   DType dtype() const override { return dtype_; }
   std::string device() const override { return device_; }
+  void to_device(const std::string& device) override;
+  // Records where the tensors now are (the loader fills a meta skeleton with CPU tensors).
+  void set_device(std::string device) { device_ = std::move(device); }
 
   ModelDescription describe() const override;
   std::vector<NamedLinear> linear_layers() override;

@@ -10,8 +10,11 @@ namespace qplug {
 namespace nn {
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool bias, DType dtype,
-                       const std::string& device)
-    : torch::nn::Module("Linear"), shape_{in_features, out_features, bias}, dtype_(dtype) {
+                       const std::string& device, WeightLayout layout)
+    : torch::nn::Module(layout == WeightLayout::InOut ? "Conv1D" : "Linear"),
+      shape_{in_features, out_features, bias},
+      dtype_(dtype),
+      layout_(layout) {
   LinearKernelArgs args;
   args.shape = shape_;
   args.dtype = dtype;

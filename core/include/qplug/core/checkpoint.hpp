@@ -1,7 +1,10 @@
-// Hugging Face checkpoint folders: config.json + safetensors (single file or sharded).
+// Hugging Face checkpoint folders: config.json + safetensors (single file or sharded), and how a
+// checkpoint's tensor names map onto a model's.
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "qplug/core/safetensors.hpp"
 #include "qplug/sdk/model_description.hpp"
@@ -13,10 +16,29 @@ namespace qplug {
 // ConfigError (with line and column) when it is not valid JSON or not an object.
 Value read_model_config(const std::string& folder);
 
-// Checks, from headers alone, that a checkpoint holds exactly what the model expects: every tensor
-// of every module (tied duplicates may be absent), with the expected shape; integer (packed)
-// tensors with the expected dtype. Throws CheckpointError naming the file and the tensor: missing
-// tensor, unexpected tensor, wrong shape, wrong dtype.
-void check_checkpoint_matches(const ModelDescription& model, const CheckpointFiles& files);
+// A tensor a model expects from a checkpoint.
+struct ExpectedTensor {
+  std::string name;  // the model's full name
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  bool optional = false;  // a tied copy, which checkpoints usually leave out
+};
+
+// What a skeleton whose layers all load their own tensors expects: every module's tensors, tied
+// copies optional. (With kernels that quantize while loading, ask the model instead:
+// expected_checkpoint_tensors in model_io.hpp.)
+std::vector<ExpectedTensor> expected_tensors(const ModelDescription& model);
+
+// Maps every checkpoint tensor to the model tensor it fills (checkpoint name -> model name), after
+// checking, from headers alone, that the checkpoint holds exactly what the model expects:
+//  - a name may lack the base_model_prefix (checkpoints saved from the bare base model);
+//  - tensors matching the architecture's ignore_on_load patterns (and old rotary inv_freq
+//    buffers) are left out of the map;
+//  - every non-optional expected tensor is present, with the expected shape; floating-point
+//    tensors may come in another floating dtype (they are converted), others must match exactly.
+// Throws CheckpointError naming the file and tensor: missing, unexpected, wrong shape, wrong dtype.
+std::map<std::string, std::string> map_checkpoint_tensors(
+    const std::vector<ExpectedTensor>& expected, const ModelDescription& model,
+    const CheckpointFiles& files);
 
 }  // namespace qplug

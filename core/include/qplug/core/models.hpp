@@ -29,4 +29,9 @@ std::unique_ptr<Model> build_model(const Value& hf_config, const ModelBuildOptio
 
 std::vector<std::string> supported_model_types();
 
+// Fills a model built on a real device with deterministic random weights: normal(0, std) for
+// linears and embeddings, ones for norm weights, zeros for biases (as transformers initialises
+// them). For synthetic checkpoints in tests, benchmarks and `qplug demo`.
+void init_random_weights(Model& model, uint64_t seed, double std = 0.02);
+
 }  // namespace qplug

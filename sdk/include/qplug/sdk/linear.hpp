@@ -16,11 +16,17 @@
 namespace qplug {
 namespace nn {
 
+// How a dense weight is laid out in checkpoints. Kernels always see [out, in]; GPT-2's Conv1D
+// stores [in, out], and the checkpoint loader and saver transpose it (in one place:
+// checkpoint_layout.hpp). Quantized formats are written [out, in]-based whatever the layer.
+enum class WeightLayout { OutIn, InOut };
+
 class LinearImpl : public torch::nn::Module {
  public:
-  // A dense layer with uninitialised weights on `device` (use "meta" for a skeleton).
+  // A dense layer with uninitialised weights on `device` (use "meta" for a skeleton). Its type is
+  // "Linear", or "Conv1D" for the InOut layout.
   LinearImpl(int64_t in_features, int64_t out_features, bool bias, DType dtype,
-             const std::string& device);
+             const std::string& device, WeightLayout layout = WeightLayout::OutIn);
 
   at::Tensor forward(const at::Tensor& x);
 
@@ -28,6 +34,7 @@ class LinearImpl : public torch::nn::Module {
   int64_t in_features() const { return shape_.in_features; }
   int64_t out_features() const { return shape_.out_features; }
   DType dtype() const { return dtype_; }
+  WeightLayout layout() const { return layout_; }
   // The activation dtype changes with the model's dtype; the kernel's storage does not.
   void set_dtype(DType dtype) { dtype_ = dtype; }
 
@@ -50,6 +57,7 @@ class LinearImpl : public torch::nn::Module {
  private:
   LinearShape shape_;
   DType dtype_;
+  WeightLayout layout_;
   std::shared_ptr<LinearKernel> kernel_;
   std::string kernel_owner_;
 };

@@ -56,6 +56,10 @@ class LinearKernel {
 
   // The tensors this layer writes to (and expects in) a checkpoint, in save order.
   virtual std::vector<TensorSpec> tensor_specs() const = 0;
+  // The tensors load_tensor() accepts from a checkpoint. The same as tensor_specs() for a kernel
+  // that loads its own format (dense, or a pre-quantized checkpoint); the dense "weight" (and
+  // "bias") for one that quantizes while loading.
+  virtual std::vector<TensorSpec> input_tensor_specs() const { return tensor_specs(); }
   // The current tensors, by suffix, in the same order. Empty until loaded.
   virtual std::vector<std::pair<std::string, at::Tensor>> tensors() const = 0;
   // Accepts one tensor by suffix. Throws CheckpointError (naming args.layer and the suffix) for an

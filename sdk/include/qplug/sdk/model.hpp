@@ -36,6 +36,8 @@ class Model {
   const std::string& model_type() const;
   virtual DType dtype() const = 0;
   virtual std::string device() const = 0;  // "cpu", "meta", "cuda:0"
+  // Moves every tensor (kernels keep their formats).
+  virtual void to_device(const std::string& device) = 0;
 
   virtual ModelDescription describe() const = 0;
   // Every qplug::nn::Linear, in definition order.

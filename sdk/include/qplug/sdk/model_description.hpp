@@ -59,6 +59,12 @@ struct ModelDescription {
   int64_t num_blocks = 0;
   std::vector<FusedGroup> fused_groups;
   std::vector<std::string> keep_in_fp32_modules;  // the architecture's _keep_in_fp32_modules
+  // transformers' base_model_prefix ("model", "transformer"): checkpoints saved from the bare
+  // base model (GPT-2's own) name their tensors without it.
+  std::string base_model_prefix;
+  // Regexes (searched) for checkpoint tensors the architecture ignores when loading
+  // (transformers' _keys_to_ignore_on_load_unexpected, e.g. GPT-2's old "attn.bias" buffers).
+  std::vector<std::string> ignore_on_load;
 
   const ModuleInfo* find(const std::string& name) const;
   int64_t total_bytes() const;

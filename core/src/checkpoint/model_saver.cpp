@@ -1,0 +1,185 @@
+// save_model: a checkpoint folder written into a temporary folder and renamed into place.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoint/checkpoint_layout.hpp"
+#include "qplug/core/model_io.hpp"
+#include "qplug/sdk/errors.hpp"
+#include "qplug/sdk/torch_interop.hpp"
+
+namespace qplug {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Files that belong to the weights or config of the source checkpoint, not to be copied.
+bool is_model_file(const std::string& name) {
+  if (name == "config.json" || name == "model.safetensors.index.json" ||
+      name == "pytorch_model.bin.index.json")
+    return true;
+  const auto ends = [&](const char* suffix) {
+    const std::string s(suffix);
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends(".safetensors") || ends(".bin") || ends(".pt") || ends(".pth");
+}
+
+void write_file(const fs::path& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  out.close();
+  if (!out) throw CheckpointError(path.string(), "", "cannot write the file (disk full?)");
+}
+
+// Flushes a file or directory to disk, so the rename below publishes complete data.
+void sync_path(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;  // contiguous, on CPU, in checkpoint layout
+};
+
+// The tensors to store, in the model's definition order (as a state dict is), tied copies left
+// out.
+std::vector<NamedTensor> collect_tensors(Model& model) {
+  const std::map<std::string, TensorSlot> slots = tensor_slots(model, /*for_saving=*/true);
+  std::vector<NamedTensor> out;
+  auto add = [&](const std::string& name, const at::Tensor& held) {
+    const TensorSlot& slot = slots.at(name);
+    if (slot.optional) return;  // a tied copy is not stored again
+    if (!held.defined() || held.device().is_meta())
+      throw CheckpointError("", name, "holds no data (the layer was never loaded)");
+    out.push_back({name, to_checkpoint_layout(slot, held).to(c10::kCPU).contiguous()});
+  };
+  for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
+    if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get())) {
+      for (const auto& [suffix, t] : linear->kernel().tensors()) add(item.key() + "." + suffix, t);
+    } else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get())) {
+      for (const auto& [name, t] : holder->own_tensors()) add(item.key() + "." + name, t);
+    }
+  }
+  return out;
+}
+
+void write_weights(const fs::path& dir, const std::vector<NamedTensor>& tensors,
+                   uint64_t max_shard_bytes) {
+  std::vector<std::pair<std::string, uint64_t>> sizes;
+  std::map<std::string, const at::Tensor*> by_name;
+  uint64_t total = 0;
+  for (const auto& t : tensors) {
+    const uint64_t bytes = static_cast<uint64_t>(t.tensor.numel()) * t.tensor.element_size();
+    sizes.emplace_back(t.name, bytes);
+    by_name[t.name] = &t.tensor;
+    total += bytes;
+  }
+  const ShardPlan plan = plan_shards(sizes, max_shard_bytes);
+  std::vector<std::pair<std::string, std::string>> weight_map;
+  for (const auto& [file, names] : plan.shards) {
+    std::vector<SafetensorsTensor> out;
+    for (const auto& name : names) {
+      const at::Tensor& t = *by_name.at(name);
+      out.push_back({name, from_scalar_type(t.scalar_type()), t.sizes().vec(), t.data_ptr(),
+                     static_cast<uint64_t>(t.numel()) * t.element_size()});
+      weight_map.emplace_back(name, file);
+    }
+    write_safetensors((dir / file).string(), std::move(out));
+  }
+  if (plan.shards.size() > 1)
+    write_shard_index((dir / "model.safetensors.index.json").string(), total, weight_map);
+}
+
+Value config_to_save(Model& model) {
+  Value config = model.hf_config();
+  config.set("torch_dtype", torch_name(model.dtype()));
+  if (!model.is_quantized()) config.erase("quantization_config");
+  // A quantized head is no longer the embedding: say so, or loaders would tie them again.
+  const Value* tie = config.find("tie_word_embeddings");
+  if (tie != nullptr && tie->is_bool() && tie->as_bool() && model.describe().tied_weights.empty())
+    config.set("tie_word_embeddings", false);
+  return config;
+}
+
+// Renames `staged` to `destination`, replacing an existing folder only when asked to.
+void publish(const fs::path& staged, const fs::path& destination, bool overwrite) {
+  std::error_code ec;
+  if (!fs::exists(destination, ec)) {
+    fs::rename(staged, destination, ec);
+    if (ec) throw CheckpointError(destination.string(), "", "cannot move into place: " + ec.message());
+    return;
+  }
+  fs::path backup = destination;
+  backup += ".old-" + std::to_string(::getpid());
+  fs::rename(destination, backup, ec);
+  if (ec) throw CheckpointError(destination.string(), "", "cannot replace it: " + ec.message());
+  fs::rename(staged, destination, ec);
+  if (ec) {
+    fs::rename(backup, destination);  // put the old one back
+    throw CheckpointError(destination.string(), "", "cannot move into place: " + ec.message());
+  }
+  fs::remove_all(backup, ec);
+  (void)overwrite;
+}
+
+}  // namespace
+
+std::string config_json_text(const Value& hf_config) {
+  JsonWriteOptions options;
+  options.indent = 2;
+  options.sort_keys = true;
+  return to_json(hf_config, options) + "\n";
+}
+
+void save_model(Model& model, const std::string& folder, const SaveOptions& options) {
+  const fs::path destination = fs::absolute(folder).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(destination, ec)) {
+    if (!fs::is_directory(destination, ec))
+      throw CheckpointError(folder, "", "exists and is not a folder");
+    if (!options.overwrite)
+      throw CheckpointError(folder, "", "already exists; pass --overwrite to replace it");
+  }
+  fs::create_directories(destination.parent_path(), ec);
+  std::string pattern =
+      (destination.parent_path() / ("." + destination.filename().string() + ".tmp-XXXXXX"))
+          .string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw CheckpointError(folder, "", "cannot create a temporary folder beside it: " +
+                                          std::string(std::strerror(errno)));
+  const fs::path staged = pattern;
+  try {
+    write_weights(staged, collect_tensors(model), options.max_shard_bytes);
+    write_file(staged / "config.json", config_json_text(config_to_save(model)));
+    for (const auto& [name, contents] : options.extra_files) write_file(staged / name, contents);
+    if (!options.copy_files_from.empty()) {
+      for (const auto& entry : fs::directory_iterator(options.copy_files_from)) {
+        const std::string name = entry.path().filename().string();
+        if (!entry.is_regular_file() || is_model_file(name) || fs::exists(staged / name)) continue;
+        fs::copy_file(entry.path(), staged / name);
+      }
+    }
+    for (const auto& entry : fs::directory_iterator(staged)) sync_path(entry.path());
+    sync_path(staged);
+    publish(staged, destination, options.overwrite);
+    sync_path(destination.parent_path());
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(staged, ec);
+    throw CheckpointError(folder, "", e.what());
+  } catch (...) {
+    fs::remove_all(staged, ec);
+    throw;
+  }
+}
+
+}  // namespace qplug
