@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "qplug/core/runtime.hpp"
 #include "qplug/sdk/errors.hpp"
 
 namespace {
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return kExitUsage;
   }
+  qplug::configure_cpu_threads();
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {

@@ -39,6 +39,14 @@ class IgnoreList {
   std::vector<std::regex> patterns_;
 };
 
+// A spec dimension of -1 accepts any size (e.g. the length of a bitsandbytes quant-state JSON).
+bool shape_matches(const std::vector<int64_t>& stored, const std::vector<int64_t>& wanted) {
+  if (stored.size() != wanted.size()) return false;
+  for (size_t i = 0; i < stored.size(); ++i)
+    if (wanted[i] != -1 && wanted[i] != stored[i]) return false;
+  return true;
+}
+
 }  // namespace
 
 Value read_model_config(const std::string& folder) {
@@ -96,7 +104,7 @@ std::map<std::string, std::string> map_checkpoint_tensors(
                                 model.base_model_prefix + "' prefix)");
     const ExpectedTensor& want = *by_name[target];
     const SafetensorsEntry& entry = file->at(name);
-    if (entry.shape != want.shape)
+    if (!shape_matches(entry.shape, want.shape))
       throw CheckpointError(file->path(), name,
                             "shape " + shape_text(entry.shape) + " does not match the " +
                                 shape_text(want.shape) + " the model expects (config.json)");

@@ -176,6 +176,11 @@ void save_model(Model& model, const std::string& folder, const SaveOptions& opti
   } catch (const fs::filesystem_error& e) {
     fs::remove_all(staged, ec);
     throw CheckpointError(folder, "", e.what());
+  } catch (const CheckpointError& e) {
+    fs::remove_all(staged, ec);
+    // A tensor that cannot be saved is reported without a file; name the folder being written.
+    if (!e.file().empty()) throw;
+    throw CheckpointError(folder, e.tensor(), e.detail());
   } catch (...) {
     fs::remove_all(staged, ec);
     throw;

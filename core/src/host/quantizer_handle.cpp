@@ -5,6 +5,7 @@
 #include "qplug/core/targeting.hpp"
 #include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/guard.hpp"
+#include "qplug/sdk/host_services.hpp"
 #include "qplug/sdk/model.hpp"
 
 namespace qplug {
@@ -64,6 +65,7 @@ TargetPlan QuantizerHandle::preprocess_model(Model& model, HostServices& service
   model.set_quantization(quant_method(), Value());
   if (pre_quantized()) apply_module_patches(model, quant_method(), *registry_);
   TargetPlan plan = this->plan(model.describe());
+  for (const auto& warning : plan.warnings) services.log(LogLevel::Warning, warning);
   const auto unsupported = plan.unsupported();
   if (!unsupported.empty()) {
     const TargetingRequest request = targeting_request();

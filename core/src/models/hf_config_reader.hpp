@@ -13,25 +13,25 @@ class HfConfigReader {
  public:
   explicit HfConfigReader(const Value& config) : config_(config) {}
 
-  int64_t require_int(const std::string& key) const { return require(key).as_int(); }
-  double require_double(const std::string& key) const { return require(key).as_double(); }
-  std::string require_string(const std::string& key) const { return require(key).as_string(); }
+  int64_t require_int(const std::string& key) const { return as_int(key, require(key)); }
+  double require_double(const std::string& key) const { return as_double(key, require(key)); }
+  std::string require_string(const std::string& key) const { return as_string(key, require(key)); }
 
   int64_t get_int(const std::string& key, int64_t fallback) const {
     const Value* v = present(key);
-    return v ? v->as_int() : fallback;
+    return v ? as_int(key, *v) : fallback;
   }
   double get_double(const std::string& key, double fallback) const {
     const Value* v = present(key);
-    return v ? v->as_double() : fallback;
+    return v ? as_double(key, *v) : fallback;
   }
   bool get_bool(const std::string& key, bool fallback) const {
     const Value* v = present(key);
-    return v ? v->as_bool() : fallback;
+    return v ? typed(key, [&] { return v->as_bool(); }) : fallback;
   }
   std::string get_string(const std::string& key, const std::string& fallback) const {
     const Value* v = present(key);
-    return v ? v->as_string() : fallback;
+    return v ? as_string(key, *v) : fallback;
   }
   // The key's value, or null when absent or null.
   const Value* present(const std::string& key) const {
@@ -45,6 +45,27 @@ class HfConfigReader {
                         key);
     return *v;
   }
+  // A value of the wrong kind ("hidden_size": "32") is a ConfigError that names the key too, not
+  // only the value's location (which is unknown for configs built in code).
+  template <class Read>
+  auto typed(const std::string& key, Read read) const -> decltype(read()) {
+    try {
+      return read();
+    } catch (const ConfigError& e) {
+      if (!e.key().empty()) throw;
+      throw ConfigError(e.detail(), e.where(), key);
+    }
+  }
+  int64_t as_int(const std::string& key, const Value& v) const {
+    return typed(key, [&] { return v.as_int(); });
+  }
+  double as_double(const std::string& key, const Value& v) const {
+    return typed(key, [&] { return v.as_double(); });
+  }
+  std::string as_string(const std::string& key, const Value& v) const {
+    return typed(key, [&] { return std::string(v.as_string()); });
+  }
+
   // A ConfigError at the key.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const {
     const Value* v = config_.find(key);

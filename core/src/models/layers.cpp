@@ -54,8 +54,9 @@ void TensorHolder::to(torch::Device device, bool non_blocking) {
 
 // ---- Embedding, norms --------------------------------------------------------------------------
 
-EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options)
-    : TensorHolder("Embedding") {
+EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options,
+                             std::string type_name)
+    : TensorHolder(std::move(type_name)) {
   add_tensor("weight", at::empty({num_embeddings, dim}, options));
 }
 

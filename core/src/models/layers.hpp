@@ -41,7 +41,9 @@ class TensorHolder : public torch::nn::Module {
 
 class EmbeddingImpl : public TensorHolder {
  public:
-  EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options);
+  // type_name: transformers' class ("OPTLearnedPositionalEmbedding" for OPT's positions).
+  EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options,
+                std::string type_name = "Embedding");
   at::Tensor forward(const at::Tensor& ids) const;
   const at::Tensor& weight() const { return tensor(0); }
 };

@@ -89,8 +89,9 @@ class OptDecoderImpl : public torch::nn::Module {
     const auto options = at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
     // Registration order is transformers': it decides named_parameters() and so the default skips.
     embed_tokens = register_module("embed_tokens", Embedding(d.vocab, d.word_dim, options));
-    embed_positions =
-        register_module("embed_positions", Embedding(d.positions + kPositionOffset, d.hidden, options));
+    embed_positions = register_module(
+        "embed_positions", Embedding(d.positions + kPositionOffset, d.hidden, options,
+                                     "OPTLearnedPositionalEmbedding"));
     if (d.word_dim != d.hidden) {
       project_out = register_module("project_out", nn::Linear(d.hidden, d.word_dim, false, dtype, device));
       project_in = register_module("project_in", nn::Linear(d.word_dim, d.hidden, false, dtype, device));

@@ -29,7 +29,14 @@ ParamInfo param_info(const std::string& name, const at::Tensor& t) {
 std::string module_type_name(const torch::nn::Module& module) {
   const std::string& full = module.name();
   const auto colon = full.rfind("::");
-  return colon == std::string::npos ? full : full.substr(colon + 2);
+  if (colon == std::string::npos) return full;
+  // LibTorch names its modules by their implementation class ("torch::nn::ModuleListImpl");
+  // transformers' class is the holder's name, without "Impl".
+  std::string type = full.substr(colon + 2);
+  const std::string impl = "Impl";
+  if (type.size() > impl.size() && type.compare(type.size() - impl.size(), impl.size(), impl) == 0)
+    type.resize(type.size() - impl.size());
+  return type;
 }
 
 TransformerModel::TransformerModel(Value hf_config, DType dtype, std::string device)
@@ -48,6 +55,9 @@ ModelDescription TransformerModel::describe() const {
   d.tied_weights = arch.declared_tied;
 
   std::map<const void*, std::string> first_owner;  // storage -> first parameter name
+  // Kernels may hand out tensors made on the fly (a quant map, a scalar); holding every tensor
+  // until the walk ends keeps a freed storage's address from being mistaken for a shared one.
+  std::vector<at::Tensor> keep_alive;
   for (const auto& item : root_->named_modules("", /*include_self=*/false)) {
     ModuleInfo info;
     info.name = item.key();
@@ -69,6 +79,7 @@ ModelDescription TransformerModel::describe() const {
     }
     for (const auto& [local, tensor] : tensors) {
       if (!tensor.defined()) continue;
+      keep_alive.push_back(tensor);
       info.params.push_back(param_info(local, tensor));
       if (!info.is_linear && tensor.is_floating_point()) info.dtype = info.params.back().dtype;
       const std::string full = info.name + "." + local;
@@ -81,6 +92,16 @@ ModelDescription TransformerModel::describe() const {
           declared |= t.target == full && t.source == it->second;
         if (!declared) d.tied_weights.push_back({full, it->second});
       }
+    }
+    // GPT-2's Conv1D holds its dense weight [in, out] in transformers and in checkpoints, while
+    // the kernel computes with [out, in]; describe it as transformers has it (the rule of
+    // checkpoint_layout.cpp), so expected_tensors(describe()) matches the checkpoint.
+    if (const auto* linear = dynamic_cast<const nn::LinearImpl*>(item.value().get());
+        linear != nullptr && linear->layout() == nn::WeightLayout::InOut) {
+      for (auto& p : info.params)
+        if (p.name == "weight" && is_floating(p.dtype) &&
+            p.shape == std::vector<int64_t>{info.out_features, info.in_features})
+          std::swap(p.shape[0], p.shape[1]);
     }
     d.modules.push_back(std::move(info));
   }

@@ -188,6 +188,25 @@ void check_fused_group(const PlanContext& ctx, const TargetPlan& plan, const Fus
 
 }  // namespace
 
+// A user rule that matches no module at all is almost always a typo or a rule written for another
+// architecture: worth a warning, not an error (transformers ignores such entries silently).
+std::vector<std::string> unused_rule_warnings(const PlanContext& ctx) {
+  std::vector<std::string> warnings;
+  for (const SkipRule& rule : ctx.user_skips) {
+    bool used = false;
+    for (const auto& m : ctx.model.modules)
+      if (rule.match(m.name, m.type) != MatchKind::None) {
+        used = true;
+        break;
+      }
+    if (!used)
+      warnings.push_back("skip rule '" + rule.text() + "' from " + rule.source() +
+                         " matches no module of this " + ctx.model.model_type +
+                         " model; check its spelling (`qplug inspect` lists the module names)");
+  }
+  return warnings;
+}
+
 TargetPlan plan_targets(const ModelDescription& model, const std::string& quant_method,
                         const TargetingRequest& request, const QuantizerConstraints& constraints) {
   const PlanContext ctx = make_context(model, request, constraints);
@@ -200,6 +219,7 @@ TargetPlan plan_targets(const ModelDescription& model, const std::string& quant_
     if (!m.params.empty()) plan.entries.push_back(make_entry(ctx, m));
   for (const auto& group : model.fused_groups)
     check_fused_group(ctx, plan, group);
+  plan.warnings = unused_rule_warnings(ctx);
   return plan;
 }
 

@@ -54,6 +54,8 @@ struct TargetPlan {
   // get_modules_to_not_convert's merged list (defaults, user skips, keep_in_fp32), stable order.
   std::vector<std::string> modules_to_not_convert;
   std::string block_container;
+  // Things worth telling the user that do not stop quantization (a skip rule that matches nothing).
+  std::vector<std::string> warnings;
 
   const TargetEntry* find(const std::string& module) const;
   bool quantizes(const std::string& module) const;

@@ -1,0 +1,177 @@
+#include "eight_bit_kernel.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <qplug/sdk/config.hpp>
+#include <qplug/sdk/errors.hpp>
+#include <qplug/sdk/torch_interop.hpp>
+
+#include "bnb_tensors.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+
+namespace qplug::bnb {
+
+namespace {
+
+// 1 / (127 * 127) as the CUDA kernel spells it (the default backend's 6.200124e-05 is a typo).
+constexpr float kInverseSquare127 = 6.200012e-05f;
+// 1 / 127 as bitsandbytes multiplies by it when dequantizing (CB * SCB * this, bit for bit).
+constexpr float kInverse127 = 7.874015718698502e-3f;
+
+class EightBitKernel final : public LinearKernel {
+ public:
+  explicit EightBitKernel(const LinearKernelArgs& args)
+      : args_(args),
+        threshold_(static_cast<float>(args.config->get_double("llm_int8_threshold"))),
+        kernels_(cpu_kernels()) {}
+
+  std::string name() const override { return "bnb_int8"; }
+  std::string quant_method() const override { return "bitsandbytes_8bit"; }
+  LinearShape shape() const override { return args_.shape; }
+
+  std::vector<TensorSpec> tensor_specs() const override {
+    return eight_bit_tensor_specs(args_.shape, args_.dtype);
+  }
+
+  std::vector<TensorSpec> input_tensor_specs() const override {
+    if (args_.pre_quantized) return tensor_specs();
+    std::vector<TensorSpec> dense{
+        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
+    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
+    return dense;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    if (!codes_.defined()) return out;
+    out.emplace_back("weight", codes_);
+    out.emplace_back("SCB", scb_);
+    out.emplace_back("weight_format", at::zeros({}, at::TensorOptions().dtype(at::kByte)));
+    if (bias_.defined()) out.emplace_back("bias", bias_);
+    return out;
+  }
+
+  void load_tensor(const std::string& suffix, const at::Tensor& value) override {
+    if (suffix == "bias") {
+      bias_ = value.to(to_scalar_type(args_.dtype));
+    } else if (!args_.pre_quantized) {
+      if (suffix != "weight") fail(suffix, "unexpected tensor for a layer quantized while loading");
+      quantize(value);
+    } else if (suffix == "weight") {
+      codes_ = value.contiguous();
+    } else if (suffix == "SCB") {
+      scb_ = value.to(at::kFloat).contiguous();
+    } else if (suffix == "weight_format") {
+      const int64_t format = value.item<int64_t>();
+      if (format != 0)
+        fail(suffix, "weight_format " + std::to_string(format) +
+                         " (a GPU tile layout of old bitsandbytes) is not supported; save the "
+                         "model again with a current bitsandbytes, which writes the row format 0");
+    } else {
+      fail(suffix, "unexpected tensor for a bitsandbytes 8-bit layer");
+    }
+  }
+
+  void process_weights_after_loading() override {
+    if (!codes_.defined()) fail("weight", "missing tensor");
+    if (!scb_.defined()) fail("SCB", "missing tensor of a bitsandbytes 8-bit layer");
+    if (args_.shape.has_bias && !bias_.defined()) fail("bias", "missing tensor");
+  }
+
+  at::Tensor apply(const at::Tensor& x) override {
+    const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
+    at::Tensor a = x.reshape({-1, K}).to(at::kFloat).contiguous();
+    const int64_t M = a.size(0);
+    // Outlier columns: any activation at or above the threshold. They stay in floating point.
+    at::Tensor outliers;
+    if (threshold_ > 0.0f) {
+      outliers = (a.abs() >= threshold_).any(0).nonzero().view({-1});
+      if (outliers.numel() == 0) outliers = at::Tensor();
+    }
+    at::Tensor inlier = outliers.defined() ? a.index_fill(1, outliers, 0.0) : a;
+    // Row-wise int8 activations, exactly as the weights were quantized.
+    at::Tensor codes_a = at::empty({M, K}, at::TensorOptions().dtype(at::kChar));
+    at::Tensor row_scale = at::empty({M}, at::TensorOptions().dtype(at::kFloat));
+    kernels_.quantize_int8_rows(inlier.data_ptr<float>(), K, 0, M, codes_a.data_ptr<int8_t>(),
+                                row_scale.data_ptr<float>());
+    at::Tensor acc = at::empty({M, N}, at::TensorOptions().dtype(at::kInt));
+    const int8_t* ca = codes_a.data_ptr<int8_t>();
+    const int8_t* cb = codes_.data_ptr<int8_t>();
+    int32_t* out = acc.data_ptr<int32_t>();
+    at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
+      kernels_.int8_matmul(ca, M, K, cb, first, last, out, N);
+    });
+    at::Tensor y = acc.to(at::kFloat) * (row_scale.unsqueeze(1) * scb_.unsqueeze(0)) *
+                   kInverseSquare127;
+    if (outliers.defined()) {
+      const at::Tensor w_outliers =
+          codes_.index_select(1, outliers).to(at::kFloat) * scb_.unsqueeze(1) * kInverse127;
+      y.add_(at::matmul(a.index_select(1, outliers), w_outliers.t()));
+    }
+    if (bias_.defined()) y.add_(bias_.to(at::kFloat));
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = N;
+    return y.view(shape).to(x.scalar_type());
+  }
+
+  at::Tensor dequantize(DType dtype) const override {
+    return (codes_.to(at::kFloat) * scb_.unsqueeze(1) * kInverse127).to(to_scalar_type(dtype));
+  }
+
+  at::Tensor bias() const override { return bias_; }
+
+  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
+    return device.is_cpu() && is_floating(activation_dtype);
+  }
+
+  void to(const c10::Device& device) override {
+    if (!device.is_cpu())
+      throw KernelError("the bnb int8 CPU kernel of '" + args_.layer + "' cannot move to " +
+                        device.str() + "; load the model on that device instead");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
+    throw CheckpointError("", args_.layer + "." + suffix, message);
+  }
+
+  // Int8Params._quantize: the weight in fp16, row absmax SCB, codes round(W * 127 / SCB).
+  void quantize(const at::Tensor& value) {
+    const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
+    if (value.sizes().vec() != expected)
+      fail("weight", "shape " + shape_string(value.sizes().vec()) +
+                         " does not match the layer's " + shape_string(expected));
+    if (!at::isfinite(value).all().item<bool>())
+      throw KernelError("layer '" + args_.layer +
+                        "' has NaN or infinite weights; fix the checkpoint, or keep the layer in "
+                        "full precision with llm_int8_skip_modules");
+    const at::Tensor w = value.to(at::kHalf).to(at::kFloat).contiguous();
+    const int64_t rows = expected[0], K = expected[1];
+    codes_ = at::empty({rows, K}, at::TensorOptions().dtype(at::kChar));
+    scb_ = at::empty({rows}, at::TensorOptions().dtype(at::kFloat));
+    const float* src = w.data_ptr<float>();
+    int8_t* codes = codes_.data_ptr<int8_t>();
+    float* scb = scb_.data_ptr<float>();
+    at::parallel_for(0, rows, 16, [&](int64_t first, int64_t last) {
+      kernels_.quantize_int8_rows(src, K, first, last, codes, scb);
+    });
+  }
+
+  LinearKernelArgs args_;
+  float threshold_;
+  const CpuKernels& kernels_;
+  at::Tensor codes_;
+  at::Tensor scb_;
+  at::Tensor bias_;
+};
+
+}  // namespace
+
+std::unique_ptr<LinearKernel> make_eight_bit_kernel(const LinearKernelArgs& args) {
+  if (args.config == nullptr)
+    throw KernelError("the bnb int8 kernel of '" + args.layer + "' needs the method's config");
+  return std::make_unique<EightBitKernel>(args);
+}
+
+}  // namespace qplug::bnb

@@ -1,0 +1,311 @@
+#include "four_bit_kernel.hpp"
+
+#include <cstring>
+#include <vector>
+#include <map>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <qplug/sdk/config.hpp>
+#include <qplug/sdk/errors.hpp>
+#include <qplug/sdk/torch_interop.hpp>
+#include <qplug/sdk/value.hpp>
+
+#include "bnb_tensors.hpp"
+#include "code_tables.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+#include "quantize_4bit.hpp"
+
+namespace qplug::bnb {
+
+namespace {
+
+// Batches up to this many rows take the fused GEMV; larger ones dequantize tiles and use BLAS.
+constexpr int64_t kMaxGemvRows = 16;
+// Rows of the weight dequantized at a time on the BLAS path (bounded scratch memory).
+constexpr int64_t kTileBytes = 8 << 20;
+
+const char* type_name(QuantType t) { return t == QuantType::NF4 ? "nf4" : "fp4"; }
+
+// Per-thread scratch memory reused across calls: a fresh allocation of a few MB every matmul
+// costs more in page faults (~12 us per 4 KiB page on our machines) than the matmul itself.
+float* scratch(int64_t floats, int slot) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < floats) b.resize(static_cast<size_t>(floats));
+  return b.data();
+}
+
+at::Tensor bytes_tensor(const std::string& s) {
+  at::Tensor t = at::empty({static_cast<int64_t>(s.size())}, at::TensorOptions().dtype(at::kByte));
+  std::memcpy(t.data_ptr(), s.data(), s.size());
+  return t;
+}
+
+std::string tensor_text(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
+                     static_cast<size_t>(c.numel()));
+}
+
+class FourBitKernel final : public LinearKernel {
+ public:
+  explicit FourBitKernel(const LinearKernelArgs& args)
+      : args_(args), settings_(four_bit_settings(*args.config)), kernels_(cpu_kernels()) {}
+
+  std::string name() const override { return std::string("bnb_") + type_name(settings_.quant_type); }
+  std::string quant_method() const override { return "bitsandbytes_4bit"; }
+  LinearShape shape() const override { return args_.shape; }
+
+  std::vector<TensorSpec> tensor_specs() const override {
+    auto specs = four_bit_tensor_specs(args_.shape, settings_, args_.dtype);
+    // The quant state's length depends on nested_offset's digits: known once quantized.
+    for (auto& s : specs)
+      if (s.suffix.find("quant_state") != std::string::npos)
+        s.shape = {state_json_.empty() ? -1 : static_cast<int64_t>(state_json_.size())};
+    return specs;
+  }
+
+  std::vector<TensorSpec> input_tensor_specs() const override {
+    if (args_.pre_quantized) return tensor_specs();
+    std::vector<TensorSpec> dense{
+        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
+    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
+    return dense;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    if (!weight_.packed.defined()) return out;
+    out.emplace_back("weight", weight_.packed);
+    out.emplace_back("weight.absmax", weight_.nested ? weight_.absmax_codes : weight_.absmax);
+    out.emplace_back("weight.quant_map", quant_map_);
+    if (weight_.nested) {
+      out.emplace_back("weight.nested_absmax", weight_.nested_absmax);
+      out.emplace_back("weight.nested_quant_map", dynamic_map_signed());
+    }
+    out.emplace_back(std::string("weight.quant_state.bitsandbytes__") + type_name(settings_.quant_type),
+                     bytes_tensor(state_json_));
+    if (bias_.defined()) out.emplace_back("bias", bias_);
+    return out;
+  }
+
+  void load_tensor(const std::string& suffix, const at::Tensor& value) override {
+    if (suffix == "bias") {
+      bias_ = value.to(to_scalar_type(args_.dtype));
+      return;
+    }
+    if (!args_.pre_quantized) {
+      if (suffix != "weight") fail(suffix, "unexpected tensor for a layer quantized while loading");
+      quantize_dense(value);
+      return;
+    }
+    stored_[suffix] = value;
+  }
+
+  void process_weights_after_loading() override {
+    if (args_.pre_quantized && !weight_.packed.defined()) assemble_prequantized();
+    if (!weight_.packed.defined()) fail("weight", "missing tensor");
+    if (args_.shape.has_bias && !bias_.defined()) fail("bias", "missing tensor");
+  }
+
+  at::Tensor apply(const at::Tensor& x) override {
+    const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
+    const at::Tensor x2 = x.reshape({-1, K}).to(at::kFloat).contiguous();
+    const int64_t M = x2.size(0);
+    at::Tensor y;
+    if (M <= kMaxGemvRows && K % settings_.blocksize == 0)
+      y = gemv(x2);
+    else
+      y = tiled_matmul(x2);
+    if (bias_.defined()) y.add_(bias_.to(at::kFloat));
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = N;
+    return y.view(shape).to(x.scalar_type());
+  }
+
+  at::Tensor dequantize(DType dtype) const override {
+    const int64_t n = args_.shape.in_features * args_.shape.out_features;
+    return dequantize_4bit(weight_.packed, weight_.absmax, n, settings_.blocksize,
+                           table_.data(), kernels_)
+        .view({args_.shape.out_features, args_.shape.in_features})
+        .to(to_scalar_type(dtype));
+  }
+
+  at::Tensor bias() const override { return bias_; }
+
+  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
+    return device.is_cpu() && is_floating(activation_dtype);
+  }
+
+  void to(const c10::Device& device) override {
+    if (!device.is_cpu())
+      throw KernelError("the bnb 4-bit CPU kernel of '" + args_.layer + "' cannot move to " +
+                        device.str() + "; load the model on that device instead");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
+    throw CheckpointError("", args_.layer + "." + suffix, message);
+  }
+
+  void quantize_dense(const at::Tensor& value) {
+    const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
+    if (value.sizes().vec() != expected)
+      fail("weight", "shape " + shape_string(value.sizes().vec()) + " does not match the layer's " +
+                         shape_string(expected));
+    if (!at::isfinite(value).all().item<bool>())
+      throw KernelError("layer '" + args_.layer +
+                        "' has NaN or infinite weights; bitsandbytes would quantize them to "
+                        "garbage. Fix the checkpoint, or keep the layer in full precision with "
+                        "llm_int8_skip_modules");
+    weight_ = quantize_4bit(value, settings_, kernels_);
+    set_table(four_bit_table(settings_.quant_type).data());
+    quant_map_ = at::from_blob(const_cast<float*>(table_.data()), {16},
+                               at::TensorOptions().dtype(at::kFloat))
+                     .clone();
+    state_json_ = quant_state_json(settings_, args_.dtype, args_.shape.out_features,
+                                   args_.shape.in_features, weight_.nested_offset);
+  }
+
+  // A Linear4bit checkpoint: the packed codes, the scales (nested or not), the code table, and the
+  // quant state JSON that ties them together.
+  void assemble_prequantized() {
+    const std::string state_key =
+        std::string("weight.quant_state.bitsandbytes__") + type_name(settings_.quant_type);
+    for (const char* key : {"weight", "weight.absmax", "weight.quant_map"})
+      if (!stored_.count(key)) fail(key, "missing tensor of a bitsandbytes 4-bit layer");
+    if (!stored_.count(state_key)) {
+      const std::string other = std::string("weight.quant_state.bitsandbytes__") +
+                                type_name(settings_.quant_type == QuantType::NF4 ? QuantType::FP4
+                                                                                 : QuantType::NF4);
+      fail(state_key, stored_.count(other)
+                          ? "missing; the layer holds a " + other.substr(other.size() - 3) +
+                                " quant state but config.json says bnb_4bit_quant_type " +
+                                type_name(settings_.quant_type)
+                          : "missing quant state (the JSON bitsandbytes stores with every 4-bit "
+                            "weight)");
+    }
+    const std::string json = tensor_text(stored_.at(state_key));
+    Value state;
+    try {
+      state = parse_json(json, args_.layer + "." + state_key);
+    } catch (const ConfigError& e) {
+      fail(state_key, std::string("quant state is not valid JSON: ") + e.what());
+    }
+    const int64_t bs = state.at("blocksize").as_int();
+    const std::vector<std::string> type{state.at("quant_type").as_string()};
+    if (type.front() != type_name(settings_.quant_type))
+      fail(state_key, "quant state says quant_type " + type.front() +
+                          " but config.json says " + type_name(settings_.quant_type));
+    const Value& shape = state.at("shape");
+    std::vector<int64_t> dims;
+    for (const auto& d : shape.as_list()) dims.push_back(d.as_int());
+    const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
+    if (dims != expected)
+      fail(state_key, "quant state shape " + shape_string(dims) +
+                          " disagrees with the layer's " + shape_string(expected) +
+                          " from config.json");
+    settings_.blocksize = bs;
+    const int64_t n = expected[0] * expected[1];
+    const int64_t blocks = (n + bs - 1) / bs;
+    const at::Tensor& packed = stored_.at("weight");
+    if (packed.scalar_type() != at::kByte || packed.numel() != (n + 1) / 2)
+      fail("weight", "holds " + std::to_string(packed.numel()) + " bytes; " +
+                         std::to_string((n + 1) / 2) + " uint8 were expected for a [" +
+                         std::to_string(expected[0]) + ", " + std::to_string(expected[1]) +
+                         "] weight");
+    weight_.packed = packed.reshape({(n + 1) / 2, 1}).contiguous();
+    const at::Tensor& absmax = stored_.at("weight.absmax");
+    if (absmax.numel() != blocks)
+      fail("weight.absmax", "holds " + std::to_string(absmax.numel()) + " scales; blocksize " +
+                                std::to_string(bs) + " needs " + std::to_string(blocks));
+    const bool nested = state.contains("nested_offset");
+    settings_.double_quant = nested;
+    if (nested) {
+      for (const char* key : {"weight.nested_absmax", "weight.nested_quant_map"})
+        if (!stored_.count(key)) fail(key, "missing tensor of a double-quantized layer");
+      weight_.nested = true;
+      weight_.absmax_codes = absmax.to(at::kByte).contiguous();
+      weight_.nested_absmax = stored_.at("weight.nested_absmax").to(at::kFloat).contiguous();
+      weight_.nested_offset = static_cast<float>(state.at("nested_offset").as_double());
+      weight_.absmax = dequantize_absmax(weight_.absmax_codes, weight_.nested_absmax,
+                                         weight_.nested_offset);
+    } else {
+      weight_.absmax = absmax.to(at::kFloat).contiguous();
+    }
+    const at::Tensor quant_map = stored_.at("weight.quant_map").to(at::kFloat).contiguous();
+    if (quant_map.numel() != 16) fail("weight.quant_map", "must hold 16 values");
+    quant_map_ = quant_map;
+    set_table(quant_map.data_ptr<float>());  // the checkpoint's own table decides the values
+    state_json_ = json;
+    stored_.clear();
+  }
+
+  void set_table(const float* values) { std::copy_n(values, 16, table_.begin()); }
+
+  at::Tensor gemv(const at::Tensor& x2) const {
+    const int64_t M = x2.size(0), K = x2.size(1), N = args_.shape.out_features;
+    // The inputs in the order the kernel decodes weights in, so decoding needs no reordering.
+    float* arranged = scratch(M * K, 0);
+    kernels_.arrange_activations(x2.data_ptr<float>(), M, K, arranged);
+    at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
+    const float* xs = arranged;
+    const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
+    const float* absmax = weight_.absmax.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
+      kernels_.gemv_4bit(xs, M, K, packed, absmax, settings_.blocksize, table_.data(), first, last,
+                         out, N);
+    });
+    return y;
+  }
+
+  // Larger batches: dequantize a tile of rows at a time and let BLAS multiply.
+  at::Tensor tiled_matmul(const at::Tensor& x2) const {
+    const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
+    if ((K % settings_.blocksize) != 0)  // blocks straddle rows: dequantize the whole weight
+      return at::matmul(x2, dequantize(DType::F32).t());
+    at::Tensor y = at::empty({x2.size(0), N}, at::TensorOptions().dtype(at::kFloat));
+    const int64_t rows = std::max<int64_t>(1, kTileBytes / (4 * K));
+    at::Tensor tile = at::from_blob(scratch(rows * K, 1), {rows * K},
+                                    at::TensorOptions().dtype(at::kFloat));
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+      const int64_t r = std::min(rows, N - r0);
+      const int64_t n = r * K;
+      const int64_t first_block = r0 * K / settings_.blocksize;
+      at::Tensor w = tile.narrow(0, 0, n);
+      const uint8_t* packed = weight_.packed.data_ptr<uint8_t>() + r0 * K / 2;
+      const float* absmax = weight_.absmax.data_ptr<float>() + first_block;
+      float* dst = w.data_ptr<float>();
+      const int64_t blocks = n / settings_.blocksize;
+      at::parallel_for(0, blocks, 16, [&](int64_t first, int64_t last) {
+        kernels_.dequantize_4bit(packed, absmax, n, settings_.blocksize, table_.data(), first, last,
+                                 dst);
+      });
+      y.narrow(1, r0, r).copy_(at::matmul(x2, w.view({r, K}).t()));
+    }
+    return y;
+  }
+
+  LinearKernelArgs args_;
+  FourBitSettings settings_;
+  const CpuKernels& kernels_;
+  FourBitWeight weight_;
+  at::Tensor quant_map_;
+  std::array<float, 16> table_{};
+  std::string state_json_;
+  at::Tensor bias_;
+  std::map<std::string, at::Tensor> stored_;  // pre-quantized tensors until all arrived
+};
+
+}  // namespace
+
+std::unique_ptr<LinearKernel> make_four_bit_kernel(const LinearKernelArgs& args) {
+  if (args.config == nullptr)
+    throw KernelError("the bnb 4-bit kernel of '" + args.layer + "' needs the method's config");
+  return std::make_unique<FourBitKernel>(args);
+}
+
+}  // namespace qplug::bnb

@@ -1,0 +1,73 @@
+// The bnb plugin's CPU kernels, one implementation per instruction set, chosen at run time:
+// AVX-512 (F, BW, VL) when the processor has it, else AVX2 + FMA, else portable scalar code.
+// Every implementation computes the same bytes and (up to float summation order) the same sums;
+// tests run each one against the scalar reference.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qplug::bnb {
+
+struct FourBitCodebook {
+  bool nf4 = true;
+  float table[16];           // code -> value
+  float nf4_thresholds[15];  // NF4: ascending thresholds
+  float fp4_thresholds[7];   // FP4: magnitude thresholds
+  uint8_t fp4_codes[8];      // FP4: bucket -> magnitude code
+};
+
+struct CpuKernels {
+  const char* isa;  // "avx512", "avx2", "scalar"
+
+  // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
+  // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
+  // first in the high nibble. A partial last block is padded with the code of 0.
+  void (*quantize_4bit)(const float* x, int64_t n, int64_t blocksize,
+                        const FourBitCodebook& book, int64_t first_block, int64_t last_block,
+                        uint8_t* packed, float* absmax);
+
+  // out[i] = table[code_i] * absmax[i / blocksize] for blocks [first_block, last_block).
+  void (*dequantize_4bit)(const uint8_t* packed, const float* absmax, int64_t n,
+                          int64_t blocksize, const float* table, int64_t first_block,
+                          int64_t last_block, float* out);
+
+  // Rearranges M inputs of K values (K % 32 == 0) into the order this implementation's GEMV
+  // decodes packed nibbles in, so the decode needs no shuffle back to element order. `out` holds
+  // M * K floats.
+  void (*arrange_activations)(const float* x, int64_t M, int64_t K, float* out);
+
+  // y[m, o] = sum_k x[m, k] W[o, k] for rows o in [first_row, last_row), M inputs, when each row
+  // is a whole number of blocks (K % blocksize == 0, blocksize >= 32). x_arranged comes from
+  // arrange_activations. y has stride `y_stride` between inputs.
+  void (*gemv_4bit)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
+                    const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
+                    int64_t last_row, float* y, int64_t y_stride);
+
+  // LLM.int8 weight rows [first_row, last_row) of W [rows, K] (float values of the fp16 weight):
+  // SCB[r] = max |W[r]|, CB[r, k] = round_half_even(W[r, k] * (127 / SCB[r])); a zero row gives
+  // zero codes.
+  void (*quantize_int8_rows)(const float* w, int64_t K, int64_t first_row, int64_t last_row,
+                             int8_t* codes, float* scb);
+
+  // out[m, o] = sum_k a[m, k] * b[o, k] in int32, for rows o in [first_row, last_row).
+  void (*int8_matmul)(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                      int64_t last_row, int32_t* out, int64_t out_stride);
+};
+
+// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512 forces one).
+const CpuKernels& cpu_kernels();
+// A specific one; throws UnsupportedError if the processor lacks it.
+const CpuKernels& cpu_kernels(const std::string& isa);
+// The ones this processor can run, best last.
+std::vector<std::string> available_isas();
+
+// The even/odd layout the scalar and AVX-512 GEMVs use: per input, even elements then odd ones.
+void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
+
+const CpuKernels& scalar_kernels();
+const CpuKernels& avx2_kernels();
+const CpuKernels& avx512_kernels();
+
+}  // namespace qplug::bnb

@@ -1,0 +1,317 @@
+// AVX2 + FMA implementations of the bnb CPU kernels (the baseline for x86-64 machines without
+// AVX-512). Compiled with -mavx2 -mfma; only called after the dispatcher checked the processor.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/cpu_kernels.hpp"
+
+namespace qplug::bnb {
+
+namespace {
+
+// A 16-entry float lookup held in two registers: entries 0..7 and 8..15.
+struct Lut16 {
+  __m256 low;
+  __m256 high;
+};
+
+inline __m256 lookup(const Lut16& lut, __m256i idx) {
+  const __m256 a = _mm256_permutevar8x32_ps(lut.low, idx);
+  const __m256 b = _mm256_permutevar8x32_ps(lut.high, idx);
+  const __m256i use_high = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7));
+  return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(use_high));
+}
+
+inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+inline float reduce_max(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+inline float reduce_add(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// Loads up to 8 floats; lanes past `count` are 0.
+inline __m256 load_partial(const float* p, int64_t count) {
+  if (count >= 8) return _mm256_loadu_ps(p);
+  alignas(32) float buf[8] = {};
+  std::memcpy(buf, p, sizeof(float) * count);
+  return _mm256_load_ps(buf);
+}
+
+// How many of the ascending thresholds y is strictly greater than (binary search; NaN -> 0).
+inline __m256i count_above16(__m256 y, const Lut16& thresholds) {
+  __m256i idx = _mm256_setzero_si256();
+  for (int step = 8; step > 0; step >>= 1) {
+    const __m256 t = lookup(thresholds, _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1)));
+    const __m256i above = _mm256_castps_si256(_mm256_cmp_ps(y, t, _CMP_GT_OQ));
+    idx = _mm256_add_epi32(idx, _mm256_and_si256(above, _mm256_set1_epi32(step)));
+  }
+  return idx;
+}
+
+inline __m256i count_above8(__m256 y, __m256 thresholds) {
+  __m256i idx = _mm256_setzero_si256();
+  for (int step = 4; step > 0; step >>= 1) {
+    const __m256 t =
+        _mm256_permutevar8x32_ps(thresholds, _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1)));
+    const __m256i above = _mm256_castps_si256(_mm256_cmp_ps(y, t, _CMP_GT_OQ));
+    idx = _mm256_add_epi32(idx, _mm256_and_si256(above, _mm256_set1_epi32(step)));
+  }
+  return idx;
+}
+
+struct CodeVectors {
+  Lut16 nf4_thresholds;
+  __m256 fp4_thresholds;
+  __m256i fp4_codes;
+};
+
+CodeVectors code_vectors(const FourBitCodebook& book) {
+  alignas(32) float nf4[16];
+  alignas(32) float fp4[8];
+  alignas(32) int32_t codes[8];
+  for (int i = 0; i < 15; ++i) nf4[i] = book.nf4_thresholds[i];
+  nf4[15] = INFINITY;
+  for (int i = 0; i < 8; ++i) fp4[i] = i < 7 ? book.fp4_thresholds[i] : INFINITY;
+  for (int i = 0; i < 8; ++i) codes[i] = book.fp4_codes[i];
+  return {{_mm256_load_ps(nf4), _mm256_load_ps(nf4 + 8)},
+          _mm256_load_ps(fp4),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(codes))};
+}
+
+inline __m256i codes_of(__m256 y, bool nf4, const CodeVectors& v) {
+  if (nf4) return count_above16(y, v.nf4_thresholds);
+  const __m256i negative =
+      _mm256_castps_si256(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ));
+  const __m256i bucket = count_above8(abs_ps(y), v.fp4_thresholds);
+  const __m256i code = _mm256_permutevar8x32_epi32(v.fp4_codes, bucket);
+  return _mm256_or_si256(code, _mm256_and_si256(negative, _mm256_set1_epi32(8)));
+}
+
+// 8 codes -> 4 bytes (element 2k in the high nibble of byte k).
+inline uint32_t pack_pairs(__m256i codes) {
+  const __m256i pairs = _mm256_or_si256(_mm256_slli_epi64(codes, 4), _mm256_srli_epi64(codes, 32));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), pairs);
+  return static_cast<uint32_t>(lanes[0] & 0xFF) | static_cast<uint32_t>(lanes[1] & 0xFF) << 8 |
+         static_cast<uint32_t>(lanes[2] & 0xFF) << 16 | static_cast<uint32_t>(lanes[3] & 0xFF) << 24;
+}
+
+void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
+                   int64_t first_block, int64_t last_block, uint8_t* packed, float* absmax) {
+  const CodeVectors v = code_vectors(book);
+  for (int64_t b = first_block; b < last_block; ++b) {
+    const int64_t begin = b * blocksize;
+    const int64_t count = std::min(n, begin + blocksize) - begin;
+    const float* xb = x + begin;
+    __m256 vmax = _mm256_setzero_ps();
+    for (int64_t i = 0; i < count; i += 8) vmax = _mm256_max_ps(vmax, abs_ps(load_partial(xb + i, count - i)));
+    const float m = reduce_max(vmax);
+    absmax[b] = m;
+    const __m256 inv = _mm256_set1_ps(1.0f / m);  // inf for an all-zero block, as on the GPU
+    uint8_t* out = packed + begin / 2;
+    for (int64_t i = 0; i < count; i += 8) {
+      const uint32_t bytes = pack_pairs(codes_of(_mm256_mul_ps(load_partial(xb + i, count - i), inv), book.nf4, v));
+      const int64_t valid = std::min<int64_t>(4, (count - i + 1) / 2);
+      std::memcpy(out + i / 2, &bytes, static_cast<size_t>(valid));
+    }
+  }
+}
+
+// ---- decoding packed nibbles with byte shuffles ------------------------------------------------
+//
+// vpshufb looks up 32 bytes at once in a 16-entry byte table (one per 128-bit lane), far cheaper
+// on Zen than 16-entry float lookups with vpermps. Four byte tables (byte k of each code value)
+// and two rounds of unpacking rebuild the 32 float32 values of 16 packed bytes, bit-exact, in a
+// fixed lane order: for the four groups g of 4 bytes, [odd elements of g | even elements of g].
+
+struct ByteTables {
+  __m256i byte[4];
+};
+
+ByteTables byte_tables(const float* table) {
+  alignas(16) uint8_t planes[4][16];
+  for (int i = 0; i < 16; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &table[i], 4);
+    for (int k = 0; k < 4; ++k) planes[k][i] = static_cast<uint8_t>(bits >> (8 * k));
+  }
+  ByteTables t;
+  for (int k = 0; k < 4; ++k)
+    t.byte[k] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(planes[k])));
+  return t;
+}
+
+inline void decode32(const uint8_t* packed, const ByteTables& t, __m256 out[4]) {
+  // The 16 bytes in both lanes; the upper lane shifted right by 4 within each 32-bit word, so
+  // after masking it holds the high nibbles (even elements) and the lower lane the low ones (odd
+  // elements). Bits shifted in from the next byte are masked away.
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed)));
+  const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
+                                         _mm256_set1_epi8(15));
+  const __m256i b0 = _mm256_shuffle_epi8(t.byte[0], codes);
+  const __m256i b1 = _mm256_shuffle_epi8(t.byte[1], codes);
+  const __m256i b2 = _mm256_shuffle_epi8(t.byte[2], codes);
+  const __m256i b3 = _mm256_shuffle_epi8(t.byte[3], codes);
+  const __m256i low_a = _mm256_unpacklo_epi8(b0, b1), high_a = _mm256_unpacklo_epi8(b2, b3);
+  const __m256i low_b = _mm256_unpackhi_epi8(b0, b1), high_b = _mm256_unpackhi_epi8(b2, b3);
+  out[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(low_a, high_a));
+  out[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(low_a, high_a));
+  out[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(low_b, high_b));
+  out[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(low_b, high_b));
+}
+
+// Inputs in decode32's order, 32 elements at a time.
+void arrange_activations(const float* x, int64_t M, int64_t K, float* out) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < K; c += 32)
+      for (int64_t g = 0; g < 4; ++g)
+        for (int64_t t = 0; t < 4; ++t) {
+          const int64_t pair = c + 2 * (4 * g + t);
+          out[m * K + c + 8 * g + t] = x[m * K + pair + 1];
+          out[m * K + c + 8 * g + 4 + t] = x[m * K + pair];
+        }
+}
+
+void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
+                     const float* table, int64_t first_block, int64_t last_block, float* out) {
+  const ByteTables t = byte_tables(table);
+  for (int64_t b = first_block; b < last_block; ++b) {
+    const int64_t begin = b * blocksize;
+    const int64_t count = std::min(n, begin + blocksize) - begin;
+    const __m128 scale = _mm_set1_ps(absmax[b]);
+    const uint8_t* bytes = packed + begin / 2;
+    float* dst = out + begin;
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+      __m256 v[4];
+      decode32(bytes + i / 2, t, v);
+      for (int g = 0; g < 4; ++g) {
+        const __m128 odd = _mm256_castps256_ps128(v[g]);
+        const __m128 even = _mm256_extractf128_ps(v[g], 1);
+        _mm_storeu_ps(dst + i + 8 * g, _mm_mul_ps(_mm_unpacklo_ps(even, odd), scale));
+        _mm_storeu_ps(dst + i + 8 * g + 4, _mm_mul_ps(_mm_unpackhi_ps(even, odd), scale));
+      }
+    }
+    for (; i < count; ++i) {
+      const uint8_t byte = bytes[i / 2];
+      dst[i] = table[(i % 2 == 0) ? byte >> 4 : byte & 15] * absmax[b];
+    }
+  }
+}
+
+constexpr int64_t kInputs = 4;
+
+template <int kCount>
+void gemv_rows(const float* x, int64_t K, const uint8_t* packed, const float* absmax,
+               int64_t blocksize, const ByteTables& tables, int64_t first_row, int64_t last_row,
+               float* y, int64_t y_stride) {
+  const int64_t blocks_per_row = K / blocksize;
+  for (int64_t o = first_row; o < last_row; ++o) {
+    __m256 row[kCount];
+    for (int m = 0; m < kCount; ++m) row[m] = _mm256_setzero_ps();
+    const uint8_t* row_bytes = packed + o * (K / 2);
+    const float* scales = absmax + o * blocks_per_row;
+    for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
+      // Two accumulators per input so consecutive FMAs do not wait on each other.
+      __m256 acc0[kCount], acc1[kCount];
+      for (int m = 0; m < kCount; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
+      const int64_t e0 = blk * blocksize;
+      for (int64_t e = e0; e < e0 + blocksize; e += 32) {
+        __m256 w[4];
+        decode32(row_bytes + e / 2, tables, w);
+        for (int m = 0; m < kCount; ++m) {
+          const float* xa = x + m * K + e;
+          acc0[m] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xa), acc0[m]);
+          acc1[m] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xa + 8), acc1[m]);
+          acc0[m] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xa + 16), acc0[m]);
+          acc1[m] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xa + 24), acc1[m]);
+        }
+      }
+      const __m256 scale = _mm256_set1_ps(scales[blk]);
+      for (int m = 0; m < kCount; ++m)
+        row[m] = _mm256_fmadd_ps(_mm256_add_ps(acc0[m], acc1[m]), scale, row[m]);
+    }
+    for (int m = 0; m < kCount; ++m) y[m * y_stride + o] = reduce_add(row[m]);
+  }
+}
+
+void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
+               const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
+               int64_t last_row, float* y, int64_t y_stride) {
+  const ByteTables tables = byte_tables(table);
+  for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
+    const float* x = x_arranged + m0 * K;
+    float* out = y + m0 * y_stride;
+    switch (std::min(kInputs, M - m0)) {
+      case 1: gemv_rows<1>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
+      case 2: gemv_rows<2>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
+      case 3: gemv_rows<3>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
+      default: gemv_rows<4>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
+    }
+  }
+}
+
+void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t last_row,
+                        int8_t* codes, float* scb) {
+  for (int64_t r = first_row; r < last_row; ++r) {
+    const float* row = w + r * K;
+    __m256 vmax = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; k += 8) vmax = _mm256_max_ps(vmax, abs_ps(load_partial(row + k, K - k)));
+    const float m = reduce_max(vmax);
+    scb[r] = m;
+    const __m256 factor = _mm256_set1_ps(m > 0.0f ? (1.0f / m) * 127.0f : 0.0f);
+    for (int64_t k = 0; k < K; k += 8) {
+      alignas(32) int32_t q[8];
+      // cvtps_epi32 rounds half to even under the default rounding mode.
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q),
+                         _mm256_cvtps_epi32(_mm256_mul_ps(load_partial(row + k, K - k), factor)));
+      for (int64_t j = 0; j < 8 && k + j < K; ++j) codes[r * K + k + j] = static_cast<int8_t>(q[j]);
+    }
+  }
+}
+
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                 int64_t last_row, int32_t* out, int64_t out_stride) {
+  for (int64_t o = first_row; o < last_row; ++o) {
+    const int8_t* brow = b + o * K;
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* arow = a + m * K;
+      __m256i acc = _mm256_setzero_si256();
+      int64_t k = 0;
+      for (; k + 16 <= K; k += 16) {
+        const __m256i av = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(arow + k)));
+        const __m256i bv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(brow + k)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv));
+      }
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+      int32_t sum = 0;
+      for (int32_t lane : lanes) sum += lane;
+      for (; k < K; ++k) sum += int32_t{arow[k]} * int32_t{brow[k]};
+      out[m * out_stride + o] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+const CpuKernels& avx2_kernels() {
+  static const CpuKernels kernels{"avx2",              quantize_4bit,      dequantize_4bit,
+                                  arrange_activations, gemv_4bit,          quantize_int8_rows,
+                                  int8_matmul};
+  return kernels;
+}
+
+}  // namespace qplug::bnb

@@ -1,0 +1,119 @@
+// Portable reference implementations of the bnb CPU kernels.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/cpu_kernels.hpp"
+
+namespace qplug::bnb {
+
+namespace {
+
+uint8_t code_of(float x, const FourBitCodebook& book) {
+  if (book.nf4) {
+    uint8_t code = 0;
+    for (float t : book.nf4_thresholds) code += x > t;  // NaN: never greater -> 0
+    return code;
+  }
+  const uint8_t sign = x < 0 ? 8 : 0;
+  const float a = std::fabs(x);
+  int bucket = 0;
+  for (float t : book.fp4_thresholds) bucket += a > t;
+  return static_cast<uint8_t>(book.fp4_codes[bucket] | sign);
+}
+
+void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
+                   int64_t first_block, int64_t last_block, uint8_t* packed, float* absmax) {
+  for (int64_t b = first_block; b < last_block; ++b) {
+    const int64_t begin = b * blocksize;
+    const int64_t end = std::min(n, begin + blocksize);
+    float m = 0.0f;
+    for (int64_t i = begin; i < end; ++i) m = std::fmax(m, std::fabs(x[i]));
+    absmax[b] = m;
+    const float inv = 1.0f / m;  // inf for an all-zero block, as on the GPU
+    for (int64_t i = begin; i < end; i += 2) {
+      const uint8_t hi = code_of(x[i] * inv, book);
+      const uint8_t lo = code_of(i + 1 < end ? x[i + 1] * inv : 0.0f * inv, book);
+      packed[i / 2] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+  }
+}
+
+void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
+                     const float* table, int64_t first_block, int64_t last_block, float* out) {
+  for (int64_t b = first_block; b < last_block; ++b) {
+    const int64_t begin = b * blocksize;
+    const int64_t end = std::min(n, begin + blocksize);
+    const float scale = absmax[b];
+    for (int64_t i = begin; i < end; ++i) {
+      const uint8_t byte = packed[i / 2];
+      out[i] = table[(i % 2 == 0) ? byte >> 4 : byte & 15] * scale;
+    }
+  }
+}
+
+void gemv_4bit(const float* x_split, int64_t M, int64_t K, const uint8_t* packed,
+               const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
+               int64_t last_row, float* y, int64_t y_stride) {
+  const int64_t half = K / 2;
+  const int64_t blocks_per_row = K / blocksize;
+  for (int64_t o = first_row; o < last_row; ++o) {
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xe = x_split + m * K;
+      const float* xo = xe + half;
+      float row = 0.0f;
+      for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
+        const uint8_t* bytes = packed + (o * K + blk * blocksize) / 2;
+        const int64_t j0 = blk * blocksize / 2;
+        float acc = 0.0f;
+        for (int64_t j = 0; j < blocksize / 2; ++j)
+          acc += table[bytes[j] >> 4] * xe[j0 + j] + table[bytes[j] & 15] * xo[j0 + j];
+        row += acc * absmax[o * blocks_per_row + blk];
+      }
+      y[m * y_stride + o] = row;
+    }
+  }
+}
+
+void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t last_row,
+                        int8_t* codes, float* scb) {
+  for (int64_t r = first_row; r < last_row; ++r) {
+    const float* row = w + r * K;
+    float m = 0.0f;
+    for (int64_t k = 0; k < K; ++k) m = std::fmax(m, std::fabs(row[k]));
+    scb[r] = m;
+    // torch's `127.0 / row_stats` is reciprocal(row_stats) * 127: the same rounding, bit for bit.
+    const float factor = m > 0.0f ? (1.0f / m) * 127.0f : 0.0f;
+    for (int64_t k = 0; k < K; ++k)
+      codes[r * K + k] = static_cast<int8_t>(std::nearbyint(row[k] * factor));  // half to even
+  }
+}
+
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                 int64_t last_row, int32_t* out, int64_t out_stride) {
+  for (int64_t o = first_row; o < last_row; ++o)
+    for (int64_t m = 0; m < M; ++m) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
+      out[m * out_stride + o] = acc;
+    }
+}
+
+}  // namespace
+
+void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
+  const int64_t half = K / 2;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < half; ++j) {
+      out[m * K + j] = x[m * K + 2 * j];
+      out[m * K + half + j] = x[m * K + 2 * j + 1];
+    }
+}
+
+const CpuKernels& scalar_kernels() {
+  static const CpuKernels kernels{"scalar",        quantize_4bit,      dequantize_4bit,
+                                  arrange_even_odd, gemv_4bit,         quantize_int8_rows,
+                                  int8_matmul};
+  return kernels;
+}
+
+}  // namespace qplug::bnb

@@ -1,0 +1,40 @@
+// Blockwise 4-bit quantization (FORMATS.md A.2-A.4) as the CUDA kernels produce it, with optional
+// double quantization of the absmax scales.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "bnb_config.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+
+namespace qplug::bnb {
+
+struct FourBitWeight {
+  at::Tensor packed;  // uint8 [(n + 1) / 2, 1]
+  at::Tensor absmax;  // float32 [blocks]: the scales (dequantized when nested)
+  bool nested = false;
+  at::Tensor absmax_codes;   // uint8 [blocks] (nested)
+  at::Tensor nested_absmax;  // float32 [ceil(blocks / 256)] (nested)
+  float nested_offset = 0.0f;
+};
+
+FourBitCodebook codebook(QuantType type);
+
+// Quantizes a floating-point tensor of any shape (flattened row-major). Runs multi-threaded.
+FourBitWeight quantize_4bit(const at::Tensor& weight, const FourBitSettings& settings,
+                            const CpuKernels& kernels);
+
+// Double quantization of the scales: offset = mean(absmax) (LibTorch's float32 mean, as
+// upstream), then blocks of 256 of (absmax - offset) to the nearest entry of the signed dynamic
+// map (ties to the lower entry, as bucketize on the float32 midpoints).
+void double_quantize(FourBitWeight& weight);
+// absmax[i] = map[codes[i]] * nested_absmax[i / 256] + offset, in float32.
+at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_absmax,
+                             float offset);
+
+// The dense float32 tensor of n elements (shape [n]) the packed codes and float32 scales stand
+// for, with `table` the code values (a checkpoint's quant_map).
+at::Tensor dequantize_4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t n,
+                           int64_t blocksize, const float* table, const CpuKernels& kernels);
+
+}  // namespace qplug::bnb

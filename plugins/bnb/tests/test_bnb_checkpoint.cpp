@@ -1,0 +1,252 @@
+// The bnb plugin end to end through the host: quantize stories260K, save it exactly as
+// transformers + bitsandbytes lay it out, load it back, evaluate it; and the bad inputs.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "checkpoint_edit.hpp"
+#include "qplug/core/checkpoint.hpp"
+#include "qplug/core/config_file.hpp"
+#include "qplug/core/evaluation.hpp"
+#include "qplug/core/model_io.hpp"
+#include "qplug/core/plugin_host.hpp"
+#include "qplug/core/services.hpp"
+#include "qplug/core/tokenizer.hpp"
+#include "test_support.hpp"
+
+namespace qplug {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::shared_dir;
+using testing::TempDir;
+
+const fs::path kStories = shared_dir() / "data" / "stories260K";
+
+const PluginHost& host() {
+  static const PluginHost h([] {
+    PluginHostOptions o;
+    o.use_environment = false;
+    return o;
+  }());
+  return h;
+}
+
+Value yaml(const std::string& text) { return parse_yaml(text, "bnb.yaml"); }
+
+LoadedModel quantize_stories(const std::string& config_text) {
+  const Value config = yaml(config_text);
+  LoadOptions load;
+  load.host = &host();
+  load.quant_config = &config;
+  return load_model(kStories.string(), load);
+}
+
+fs::path save(LoadedModel& loaded, const TempDir& dir, const std::string& name) {
+  SaveOptions options;
+  options.copy_files_from = kStories.string();
+  const fs::path out = dir / name;
+  save_model(*loaded.model, out.string(), options);
+  return out;
+}
+
+double stories_perplexity(Model& model) {
+  const Tokenizer tokenizer = Tokenizer::load(kStories.string());
+  static const std::vector<int64_t> tokens = load_tokens(
+      (shared_dir() / "data" / "corpus" / "tinystories_val.txt").string(), &tokenizer, 512);
+  PerplexityOptions options;
+  options.max_windows = 40;
+  return perplexity(model, tokens, options).perplexity;
+}
+
+const char* kNf4DoubleQuant =
+    "quant_method: bitsandbytes\nload_in_4bit: true\nbnb_4bit_quant_type: nf4\n"
+    "bnb_4bit_use_double_quant: true\n";
+
+TEST(BnbCheckpoint, SavesTheLayoutTransformersWrites) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
+  const fs::path out = save(loaded, dir, "nf4");
+  const auto tensors = testing::read_tensors(out);
+  const std::string p = "model.layers.0.mlp.gate_proj.";  // [172, 64]: 11008 values, 172 blocks
+  auto expect = [&](const std::string& name, at::ScalarType dtype, std::vector<int64_t> shape) {
+    ASSERT_TRUE(tensors.count(name)) << name;
+    EXPECT_EQ(tensors.at(name).scalar_type(), dtype) << name;
+    EXPECT_EQ(tensors.at(name).sizes().vec(), shape) << name;
+  };
+  expect(p + "weight", at::kByte, {5504, 1});
+  expect(p + "weight.absmax", at::kByte, {172});
+  expect(p + "weight.quant_map", at::kFloat, {16});
+  expect(p + "weight.nested_absmax", at::kFloat, {1});
+  expect(p + "weight.nested_quant_map", at::kFloat, {256});
+  ASSERT_TRUE(tensors.count(p + "weight.quant_state.bitsandbytes__nf4"));
+  // Kept in full precision: the embeddings (tied to lm_head, which is not stored) and norms.
+  expect("model.embed_tokens.weight", at::kFloat, {512, 64});
+  expect("model.norm.weight", at::kFloat, {64});
+  EXPECT_FALSE(tensors.count("lm_head.weight"));
+  // 35 quantized linears x 6 tensors, 11 norms, the embedding.
+  EXPECT_EQ(tensors.size(), 35u * 6 + 11 + 1);
+
+  const Value state = parse_json(
+      testing::read_tensors(out).at(p + "weight.quant_state.bitsandbytes__nf4").numel() > 0
+          ? std::string(reinterpret_cast<const char*>(
+                            tensors.at(p + "weight.quant_state.bitsandbytes__nf4").data_ptr()),
+                        tensors.at(p + "weight.quant_state.bitsandbytes__nf4").numel())
+          : "{}",
+      "quant_state");
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : state.as_map()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"quant_type", "blocksize", "dtype", "shape",
+                                            "nested_blocksize", "nested_dtype", "nested_offset"}));
+  EXPECT_EQ(state.at("shape"), Value::list({172, 64}));
+
+  const Value config = read_model_config(out.string());
+  const Value& q = config.at("quantization_config");
+  std::vector<std::string> config_keys;
+  for (const auto& [k, v] : q.as_map()) config_keys.push_back(k);
+  std::sort(config_keys.begin(), config_keys.end());
+  EXPECT_EQ(config_keys,
+            (std::vector<std::string>{"_load_in_4bit", "_load_in_8bit", "bnb_4bit_compute_dtype",
+                                      "bnb_4bit_quant_storage", "bnb_4bit_quant_type",
+                                      "bnb_4bit_use_double_quant",
+                                      "llm_int8_enable_fp32_cpu_offload",
+                                      "llm_int8_has_fp16_weight", "llm_int8_skip_modules",
+                                      "llm_int8_threshold", "load_in_4bit", "load_in_8bit",
+                                      "quant_method"}));
+  EXPECT_EQ(q.at("quant_method"), Value("bitsandbytes"));
+  EXPECT_EQ(q.at("bnb_4bit_quant_type"), Value("nf4"));
+  EXPECT_EQ(q.at("llm_int8_skip_modules"), Value::list({"lm_head"}));  // the linears it kept
+  EXPECT_TRUE(fs::exists(out / "tokenizer.model"));
+}
+
+TEST(BnbCheckpoint, Int8LayoutAndPerplexity) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories("load_in_8bit: true\n");
+  const fs::path out = save(loaded, dir, "int8");
+  const auto tensors = testing::read_tensors(out);
+  const std::string p = "model.layers.2.self_attn.k_proj.";
+  EXPECT_EQ(tensors.at(p + "weight").scalar_type(), at::kChar);
+  EXPECT_EQ(tensors.at(p + "weight").sizes().vec(), (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(tensors.at(p + "SCB").sizes().vec(), (std::vector<int64_t>{32}));
+  EXPECT_EQ(tensors.at(p + "weight_format").dim(), 0);
+  EXPECT_EQ(tensors.at(p + "weight_format").item<int64_t>(), 0);
+  LoadOptions plain;
+  plain.host = &host();
+  LoadedModel reloaded = load_model(out.string(), plain);
+  EXPECT_NEAR(stories_perplexity(*reloaded.model), 4.257, 0.01);
+}
+
+TEST(BnbCheckpoint, ReloadsToTheSameLogitsAndANf4Perplexity) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
+  const fs::path out = save(loaded, dir, "nf4");
+  LoadOptions plain;
+  plain.host = &host();
+  LoadedModel reloaded = load_model(out.string(), plain);
+  ASSERT_TRUE(reloaded.model->is_quantized());
+  EXPECT_EQ(reloaded.model->quantization_method(), "bitsandbytes_4bit");
+  const at::Tensor ids = at::arange(1, 101, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+  EXPECT_TRUE(at::equal(loaded.model->forward(ids), reloaded.model->forward(ids)));
+  // NF4 of every projection costs about half a point of perplexity on this tiny model.
+  const double ppl = stories_perplexity(*reloaded.model);
+  EXPECT_GT(ppl, 4.6);
+  EXPECT_LT(ppl, 4.95);
+}
+
+TEST(BnbCheckpoint, BadConfigsAreRefusedWithTheKey) {
+  try {
+    host().validate_config(yaml("load_in_4bit: true\nblocksize: 48\n"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "blocksize");
+    EXPECT_NE(std::string(e.what()).find("bnb.yaml:2:"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(host().validate_config(yaml("load_in_4bit: true\nload_in_8bit: true\n")),
+               ConfigError);
+  EXPECT_THROW(host().validate_config(yaml("load_in_4bit: true\nbnb_4bit_quant_type: nf5\n")),
+               ConfigError);
+}
+
+TEST(BnbCheckpoint, AMissingQuantStateNamesTheTensor) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
+  const fs::path good = save(loaded, dir, "good");
+  const std::string victim = "model.layers.1.self_attn.v_proj.weight.quant_state.bitsandbytes__nf4";
+  testing::copy_checkpoint(good, dir / "broken", [&](testing::TensorMap& t) { t.erase(victim); });
+  LoadOptions plain;
+  plain.host = &host();
+  try {
+    load_model((dir / "broken").string(), plain);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(e.tensor(), victim);
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BnbCheckpoint, AQuantStateShapeThatDisagreesWithConfigJsonIsAnError) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
+  const fs::path good = save(loaded, dir, "good");
+  const std::string key = "model.layers.0.self_attn.q_proj.weight.quant_state.bitsandbytes__nf4";
+  testing::copy_checkpoint(good, dir / "broken", [&](testing::TensorMap& t) {
+    std::string json(reinterpret_cast<const char*>(t[key].data_ptr()), t[key].numel());
+    const auto at = json.find("[64, 64]");
+    ASSERT_NE(at, std::string::npos);
+    json.replace(at, 8, "[32, 128]");
+    at::Tensor bytes = at::empty({static_cast<int64_t>(json.size())}, at::TensorOptions().dtype(at::kByte));
+    std::memcpy(bytes.data_ptr(), json.data(), json.size());
+    t[key] = bytes;
+  });
+  LoadOptions plain;
+  plain.host = &host();
+  try {
+    load_model((dir / "broken").string(), plain);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.layers.0.self_attn.q_proj"), std::string::npos) << m;
+    EXPECT_NE(m.find("[32, 128]"), std::string::npos) << m;
+    EXPECT_NE(m.find("disagrees"), std::string::npos) << m;
+  }
+}
+
+TEST(BnbCheckpoint, NanWeightsNameTheLayer) {
+  TempDir dir;
+  testing::copy_checkpoint(kStories, dir / "nan", [](testing::TensorMap& t) {
+    t["model.layers.3.mlp.up_proj.weight"][5][7] = std::numeric_limits<float>::infinity();
+  });
+  const Value config = yaml(kNf4DoubleQuant);
+  LoadOptions load;
+  load.host = &host();
+  load.quant_config = &config;
+  try {
+    load_model((dir / "nan").string(), load);
+    FAIL();
+  } catch (const KernelError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.3.mlp.up_proj"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(BnbCheckpoint, ASkipRuleThatMatchesNothingIsAWarning) {
+  std::vector<std::string> warnings;
+  CoreServices services(host(), {}, [&](LogLevel level, const std::string& message) {
+    if (level == LogLevel::Warning) warnings.push_back(message);
+  });
+  const Value config =
+      yaml("load_in_4bit: true\nllm_int8_skip_modules: [lm_head, mpl.down_proj]\n");
+  LoadOptions load;
+  load.host = &host();
+  load.quant_config = &config;
+  load.services = &services;
+  LoadedModel loaded = load_model(kStories.string(), load);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'mpl.down_proj'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("llm_int8_skip_modules[1]"), std::string::npos) << warnings[0];
+  EXPECT_EQ(loaded.plan.quantized_modules().size(), 35u);
+}
+
+}  // namespace
+}  // namespace qplug

@@ -1,0 +1,195 @@
+// The bnb CPU kernels: every implementation against the scalar reference and against dense math,
+// and the LinearKernel objects the plugin hands out (GEMV path, tiled BLAS path, int8 with and
+// without outliers).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "bnb_config.hpp"
+#include "eight_bit_kernel.hpp"
+#include "four_bit_kernel.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+#include "qplug/sdk/value.hpp"
+#include "quantize_4bit.hpp"
+
+namespace qplug::bnb {
+namespace {
+
+at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
+}
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  return ((got.to(at::kDouble) - want.to(at::kDouble)).norm() / want.to(at::kDouble).norm())
+      .item<double>();
+}
+
+// y = x W^T computed by the given implementation's fused GEMV.
+at::Tensor run_gemv(const CpuKernels& k, const at::Tensor& x, const FourBitWeight& w, int64_t N,
+                    int64_t blocksize, QuantType type) {
+  const int64_t M = x.size(0), K = x.size(1);
+  at::Tensor arranged = at::empty({M, K});
+  const at::Tensor input = x.contiguous();
+  k.arrange_activations(input.data_ptr<float>(), M, K, arranged.data_ptr<float>());
+  at::Tensor y = at::zeros({M, N});
+  const FourBitCodebook book = codebook(type);
+  k.gemv_4bit(arranged.data_ptr<float>(), M, K, w.packed.data_ptr<uint8_t>(),
+              w.absmax.data_ptr<float>(), blocksize, book.table, 0, N, y.data_ptr<float>(), N);
+  return y;
+}
+
+class EveryIsa : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryIsa, QuantizeAgreesWithTheScalarReferenceOnRandomShapes) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  for (QuantType type : {QuantType::NF4, QuantType::FP4})
+    for (int64_t bs : {32, 64, 128, 4096})
+      for (int64_t n : {1, 31, 64, 1000, 5000}) {
+        const at::Tensor x = randn({n}, n * 7 + bs);
+        FourBitSettings s{type, false, bs, DType::F32};
+        const FourBitWeight got = quantize_4bit(x, s, k);
+        const FourBitWeight want = quantize_4bit(x, s, scalar_kernels());
+        ASSERT_TRUE(at::equal(got.packed, want.packed)) << GetParam() << " n=" << n << " bs=" << bs;
+        ASSERT_TRUE(at::equal(got.absmax, want.absmax));
+        const FourBitCodebook book = codebook(type);
+        ASSERT_TRUE(at::equal(dequantize_4bit(got.packed, got.absmax, n, bs, book.table, k),
+                              dequantize_4bit(want.packed, want.absmax, n, bs, book.table,
+                                              scalar_kernels())));
+      }
+}
+
+TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
+  // Values exactly on an NF4 threshold (after scaling by an absmax of 1) take the lower code.
+  const CpuKernels& k = cpu_kernels(GetParam());
+  std::vector<float> values{1.0f};
+  const FourBitCodebook book = codebook(QuantType::NF4);
+  for (float t : book.nf4_thresholds) values.push_back(t);
+  values.resize(32, 0.0f);
+  const at::Tensor x = at::from_blob(values.data(), {32}, at::TensorOptions().dtype(at::kFloat));
+  const FourBitWeight q = quantize_4bit(x, FourBitSettings{QuantType::NF4, false, 32, DType::F32}, k);
+  const uint8_t* p = q.packed.data_ptr<uint8_t>();
+  for (int i = 1; i <= 15; ++i) {
+    const int code = (i % 2 == 0) ? p[i / 2] >> 4 : p[i / 2] & 15;
+    EXPECT_EQ(code, i - 1) << "threshold " << i - 1;
+  }
+}
+
+TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  for (int64_t bs : {32, 64, 256})
+    for (int64_t M : {1, 2, 3, 4, 5, 9}) {
+      const int64_t N = 48, K = 512;
+      const at::Tensor w = randn({N, K}, 11 + bs);
+      const at::Tensor x = randn({M, K}, 17 + M);
+      const FourBitWeight q = quantize_4bit(w, FourBitSettings{QuantType::NF4, false, bs, DType::F32}, k);
+      const FourBitCodebook book = codebook(QuantType::NF4);
+      const at::Tensor dense =
+          dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels()).view({N, K});
+      const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+      EXPECT_LT(relative_error(run_gemv(k, x, q, N, bs, QuantType::NF4), want), 1e-6)
+          << GetParam() << " bs=" << bs << " M=" << M;
+    }
+}
+
+TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  for (int64_t K : {1, 15, 16, 33, 300}) {
+    const at::Tensor a = at::randint(-127, 128, {3, K}, gen, at::TensorOptions().dtype(at::kChar));
+    const at::Tensor b = at::randint(-127, 128, {7, K}, gen, at::TensorOptions().dtype(at::kChar));
+    at::Tensor out = at::zeros({3, 7}, at::TensorOptions().dtype(at::kInt));
+    k.int8_matmul(a.data_ptr<int8_t>(), 3, K, b.data_ptr<int8_t>(), 0, 7, out.data_ptr<int32_t>(), 7);
+    const at::Tensor want = at::matmul(a.to(at::kLong), b.to(at::kLong).t()).to(at::kInt);
+    EXPECT_TRUE(at::equal(out, want)) << GetParam() << " K=" << K;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(available_isas()));
+
+// ---- the LinearKernel objects ---------------------------------------------------------------
+
+QuantConfig config(const std::string& method, std::initializer_list<std::pair<const char*, Value>> keys) {
+  Value raw = Value::map();
+  for (const auto& [k, v] : keys) raw.set(k, v);
+  return make_schema(method).validate(raw);
+}
+
+std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Tensor& w,
+                                            const at::Tensor& bias) {
+  LinearKernelArgs args;
+  args.layer = "test.layer";
+  args.shape = {w.size(1), w.size(0), bias.defined()};
+  args.dtype = DType::F32;
+  args.config = &cfg;
+  auto kernel = cfg.quant_method() == "bitsandbytes_4bit" ? make_four_bit_kernel(args)
+                                                          : make_eight_bit_kernel(args);
+  kernel->load_tensor("weight", w);
+  if (bias.defined()) kernel->load_tensor("bias", bias);
+  kernel->process_weights_after_loading();
+  return kernel;
+}
+
+TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
+  const QuantConfig cfg = config("bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"},
+                                                        {"bnb_4bit_use_double_quant", true}});
+  for (int64_t K : {256, 172}) {  // 172: blocks straddle rows, the dequantize fallback
+    const at::Tensor w = randn({96, K}, 3), bias = randn({96}, 4);
+    auto kernel = loaded_kernel(cfg, w, bias);
+    const at::Tensor dense = kernel->dequantize(DType::F32);
+    EXPECT_LT(relative_error(dense, w), 0.12);  // 4-bit NF4 on Gaussian weights
+    for (int64_t M : {1, 7, 16, 17, 200}) {  // GEMV up to 16 rows, tiled BLAS beyond
+      const at::Tensor x = randn({M, K}, 9 + M);
+      const at::Tensor want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
+      EXPECT_LT(relative_error(kernel->apply(x), want), 1e-5) << "K=" << K << " M=" << M;
+    }
+    // Leading dimensions and the activation dtype are kept.
+    const at::Tensor x3 = randn({2, 3, K}, 1).to(at::kBFloat16);
+    const at::Tensor y3 = kernel->apply(x3);
+    EXPECT_EQ(y3.sizes().vec(), (std::vector<int64_t>{2, 3, 96}));
+    EXPECT_EQ(y3.scalar_type(), at::kBFloat16);
+  }
+}
+
+TEST(FourBitKernel, RejectsNonFiniteWeightsNamingTheLayer) {
+  const QuantConfig cfg = config("bitsandbytes_4bit", {});
+  at::Tensor w = randn({8, 64}, 1);
+  w[3][5] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    loaded_kernel(cfg, w, at::Tensor());
+    FAIL() << "NaN weights must be refused";
+  } catch (const KernelError& e) {
+    EXPECT_NE(std::string(e.what()).find("'test.layer'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NaN or infinite"), std::string::npos);
+  }
+}
+
+TEST(EightBitKernel, MatchesDequantizedMathWithAndWithoutOutliers) {
+  const at::Tensor w = randn({64, 128}, 21) * 0.05, bias = randn({64}, 22);
+  for (double threshold : {0.0, 6.0}) {
+    const QuantConfig cfg = config("bitsandbytes_8bit", {{"llm_int8_threshold", threshold}});
+    auto kernel = loaded_kernel(cfg, w, bias);
+    const at::Tensor dense = kernel->dequantize(DType::F32);
+    EXPECT_LT(relative_error(dense, w), 0.01);
+    at::Tensor x = randn({5, 128}, 23);
+    x.select(1, 7).mul_(20.0);  // a column of outliers (|x| >= 6 in some rows)
+    const at::Tensor y = kernel->apply(x);
+    const at::Tensor want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
+    // Int8 activations cost a little precision; the outlier column must not blow it up.
+    const double err = relative_error(y, want);
+    EXPECT_LT(err, threshold > 0 ? 0.01 : 0.05) << "threshold " << threshold;
+  }
+}
+
+TEST(EightBitKernel, OutlierDecompositionHelpsWithLargeActivations) {
+  const at::Tensor w = randn({64, 256}, 31) * 0.05;
+  at::Tensor x = randn({4, 256}, 32);
+  x.select(1, 11).mul_(100.0);
+  const at::Tensor want = at::linear(x.to(at::kDouble), w.to(at::kDouble));
+  const double with = relative_error(loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 6.0}}), w, at::Tensor())->apply(x), want);
+  const double without = relative_error(loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 0.0}}), w, at::Tensor())->apply(x), want);
+  EXPECT_LT(with, without / 2) << "with " << with << " without " << without;
+}
+
+}  // namespace
+}  // namespace qplug::bnb

@@ -1,0 +1,161 @@
+// The bnb formats against ../shared/spec/vectors, byte for byte, with every CPU kernel
+// implementation this processor runs (scalar, AVX2, AVX-512).
+#include <gtest/gtest.h>
+
+#include "bnb_config.hpp"
+#include "bnb_tensors.hpp"
+#include "code_tables.hpp"
+#include "kernels/cpu/cpu_kernels.hpp"
+#include "quantize_4bit.hpp"
+#include "vectors.hpp"
+
+namespace qplug::bnb {
+namespace {
+
+using testing::same_bytes;
+using testing::tensor_bytes_as_string;
+using testing::VectorFile;
+
+const VectorFile& vectors() {
+  static const VectorFile file("bnb_4bit_8bit.safetensors");
+  return file;
+}
+
+at::Tensor table_tensor(QuantType type) {
+  return at::from_blob(const_cast<float*>(four_bit_table(type).data()), {16},
+                       at::TensorOptions().dtype(at::kFloat))
+      .clone();
+}
+
+TEST(BnbCodeTables, MatchTheUpstreamTablesBitForBit) {
+  const VectorFile tables("bnb_code_tables.safetensors");
+  EXPECT_TRUE(same_bytes(table_tensor(QuantType::NF4), tables["nf4_code"]));
+  EXPECT_TRUE(same_bytes(table_tensor(QuantType::FP4), tables["fp4_code"]));
+  EXPECT_TRUE(same_bytes(dynamic_map_signed(), tables["dynamic_map_signed"]));
+}
+
+TEST(BnbCodeTables, Nf4ThresholdsSitBetweenNeighbouringLevels) {
+  const auto& table = four_bit_table(QuantType::NF4);
+  const auto& thresholds = nf4_thresholds();
+  for (int i = 0; i < 15; ++i) {
+    EXPECT_GT(thresholds[i], table[i]);
+    EXPECT_LT(thresholds[i], table[i + 1]);
+    EXPECT_NEAR(thresholds[i], (table[i] + table[i + 1]) / 2, 1e-6);
+  }
+}
+
+struct FourBitCase {
+  std::string tag;
+  QuantType type;
+  bool double_quant;
+};
+
+class FourBitVectors : public ::testing::TestWithParam<std::tuple<FourBitCase, std::string>> {};
+
+TEST_P(FourBitVectors, QuantizeLikeTheCudaKernelsAndBitsandbytes) {
+  const auto& [c, isa] = GetParam();
+  FourBitSettings settings;
+  settings.quant_type = c.type;
+  settings.double_quant = c.double_quant;
+  settings.blocksize = 64;
+  const at::Tensor input = vectors()["input"];
+  const FourBitWeight w = quantize_4bit(input, settings, cpu_kernels(isa));
+  const std::string type = c.type == QuantType::NF4 ? "nf4" : "fp4";
+
+  // Packed codes follow the CUDA comparison tree (the *_cudatree vectors).
+  EXPECT_TRUE(same_bytes(w.packed, vectors()[type + "_cudatree.weight"]));
+  const std::string p = c.tag + ".weight";
+  if (c.double_quant) {
+    EXPECT_TRUE(same_bytes(w.absmax_codes, vectors()[p + ".absmax"]));
+    EXPECT_TRUE(same_bytes(w.nested_absmax, vectors()[p + ".nested_absmax"]));
+    EXPECT_TRUE(same_bytes(dynamic_map_signed(), vectors()[p + ".nested_quant_map"]));
+  } else {
+    EXPECT_TRUE(same_bytes(w.absmax, vectors()[p + ".absmax"]));
+  }
+  EXPECT_TRUE(same_bytes(table_tensor(c.type), vectors()[p + ".quant_map"]));
+  // The quant-state JSON, byte for byte (key order, separators, nested_offset's digits).
+  const std::string json = quant_state_json(settings, DType::F32, 64, 256, w.nested_offset);
+  EXPECT_EQ(json, tensor_bytes_as_string(vectors()[p + ".quant_state.bitsandbytes__" + type]));
+
+  // Dequantizing bitsandbytes' own tensors (its default-backend codes and stored scales)
+  // reproduces its dequantize_4bit bit for bit.
+  const at::Tensor scales =
+      c.double_quant ? dequantize_absmax(vectors()[p + ".absmax"], vectors()[p + ".nested_absmax"],
+                                         w.nested_offset)
+                     : vectors()[p + ".absmax"];
+  const at::Tensor dequant = dequantize_4bit(vectors()[p], scales, input.numel(), 64,
+                                             four_bit_table(c.type).data(), cpu_kernels(isa))
+                                 .view({64, 256});
+  EXPECT_TRUE(same_bytes(dequant, vectors()[c.tag + ".dequant"]));
+  // Our (CUDA-rule) codes decode to the same values wherever the two rule sets agree: everywhere
+  // but the all-zero block, which the tree codes as -1.0 x a reconstructed scale.
+  const at::Tensor ours = dequantize_4bit(w.packed, w.absmax, input.numel(), 64,
+                                          four_bit_table(c.type).data(), cpu_kernels(isa))
+                              .view({64, 256});
+  const at::Tensor zero_row = at::arange(64) == 7;
+  EXPECT_TRUE(at::equal(ours.index({~zero_row}), vectors()[c.tag + ".dequant"].index({~zero_row})));
+}
+
+std::string case_name(const ::testing::TestParamInfo<FourBitVectors::ParamType>& info) {
+  return std::get<0>(info.param).tag + "_" + std::get<1>(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllCasesAllIsas, FourBitVectors,
+    ::testing::Combine(::testing::Values(FourBitCase{"nf4_nodq", QuantType::NF4, false},
+                                         FourBitCase{"nf4_dq", QuantType::NF4, true},
+                                         FourBitCase{"fp4_nodq", QuantType::FP4, false},
+                                         FourBitCase{"fp4_dq", QuantType::FP4, true}),
+                       ::testing::ValuesIn(available_isas())),
+    case_name);
+
+class Int8Vectors : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Int8Vectors, QuantizeRowwiseLikeLlmInt8) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  const at::Tensor w = vectors()["int8.input_fp16"].to(at::kFloat).contiguous();
+  const int64_t rows = w.size(0), K = w.size(1);
+  at::Tensor codes = at::empty({rows, K}, at::TensorOptions().dtype(at::kChar));
+  at::Tensor scb = at::empty({rows}, at::TensorOptions().dtype(at::kFloat));
+  k.quantize_int8_rows(w.data_ptr<float>(), K, 0, rows, codes.data_ptr<int8_t>(),
+                       scb.data_ptr<float>());
+  EXPECT_TRUE(same_bytes(codes, vectors()["int8.weight"]));
+  EXPECT_TRUE(same_bytes(scb, vectors()["int8.SCB"]));
+  const at::Tensor dequant = codes.to(at::kFloat) * scb.unsqueeze(1) * 7.874015718698502e-3f;
+  EXPECT_TRUE(same_bytes(dequant, vectors()["int8.dequant"]));
+  EXPECT_EQ(vectors()["int8.weight_format"].item<int64_t>(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, Int8Vectors, ::testing::ValuesIn(available_isas()));
+
+TEST(BnbKernels, AllZeroBlocksFollowTheCudaRule) {
+  // 1/0 = inf, 0 * inf = NaN: NF4 emits code 0 for the whole block, FP4 code 0; both decode to 0.
+  at::Tensor w = at::zeros({2, 64});
+  w[1].fill_(0.5);
+  for (const auto& isa : available_isas()) {
+    FourBitSettings s;
+    s.quant_type = QuantType::NF4;
+    const FourBitWeight q = quantize_4bit(w, s, cpu_kernels(isa));
+    EXPECT_EQ(q.absmax[0].item<float>(), 0.0f) << isa;
+    EXPECT_EQ(q.packed.narrow(0, 0, 32).max().item<int64_t>(), 0) << isa;
+    EXPECT_EQ(q.packed.narrow(0, 32, 32).min().item<int64_t>(), 0xFF) << isa;  // 1.0 -> code 15
+  }
+}
+
+TEST(BnbKernels, OddSizesPadTheLastNibbleWithTheCodeOfZero) {
+  const at::Tensor w = at::linspace(-1, 1, 99);  // 99 values: two blocks, the last partial
+  for (const auto& isa : available_isas()) {
+    FourBitSettings s;
+    s.quant_type = QuantType::NF4;
+    const FourBitWeight nf4 = quantize_4bit(w, s, cpu_kernels(isa));
+    ASSERT_EQ(nf4.packed.size(0), 50);
+    EXPECT_EQ(nf4.packed[49][0].item<int64_t>() & 15, 7) << isa;  // NF4 code of 0.0
+    s.quant_type = QuantType::FP4;
+    const FourBitWeight fp4 = quantize_4bit(w, s, cpu_kernels(isa));
+    EXPECT_EQ(fp4.packed[49][0].item<int64_t>() & 15, 0) << isa;  // FP4 code of +0.0
+    EXPECT_TRUE(same_bytes(nf4.packed, quantize_4bit(w, FourBitSettings{QuantType::NF4, false, 64, DType::F32}, scalar_kernels()).packed));
+  }
+}
+
+}  // namespace
+}  // namespace qplug::bnb
