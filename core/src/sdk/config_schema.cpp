@@ -197,6 +197,10 @@ void ConfigSchema::add_check(std::function<void(const QuantConfig&)> check) {
   checks_.push_back(std::move(check));
 }
 
+void ConfigSchema::add_normalizer(std::function<void(QuantConfig&)> normalizer) {
+  normalizers_.push_back(std::move(normalizer));
+}
+
 const ConfigField* ConfigSchema::field(const std::string& key) const {
   for (const auto& f : fields_) {
     if (f.key == key) return &f;
@@ -263,6 +267,7 @@ QuantConfig ConfigSchema::validate(const Value& raw, bool allow_unknown) const {
   }
   QuantConfig config(quant_method_, std::move(values), std::move(set_keys), raw.location());
   config.set_ignored_keys(std::move(ignored));
+  for (const auto& normalize : normalizers_) normalize(config);
   for (const auto& check : checks_)
     check(config);
   return config;

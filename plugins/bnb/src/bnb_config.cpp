@@ -40,11 +40,21 @@ ConfigSchema make_schema(const std::string& quant_method) {
     for (const char* bits : {"4bit", "8bit"}) {
       const std::string key = std::string("load_in_") + bits;
       const std::string mirror = "_" + key;
-      if (c.was_set(mirror) && c.get_bool(mirror) != c.get_bool(key))
+      if (c.was_set(mirror) && c.was_set(key) && c.get_bool(mirror) != c.get_bool(key))
         c.fail(mirror, "disagrees with " + key);
     }
-    if (c.get_bool("load_in_4bit") && c.get_bool("load_in_8bit"))
-      c.fail("load_in_8bit", "load_in_4bit and load_in_8bit cannot both be true");
+  });
+  // The dispatch key decided 4-bit or 8-bit; the flags and their mirrors follow it, so that a
+  // config written back by transformers' rules reads as the same config.
+  const bool four = quant_method == "bitsandbytes_4bit";
+  s.add_normalizer([four](QuantConfig& c) {
+    if (c.get_bool(four ? "load_in_8bit" : "load_in_4bit"))
+      c.fail(four ? "load_in_8bit" : "load_in_4bit",
+             "load_in_4bit and load_in_8bit cannot both be true; pick one");
+    c.set("load_in_4bit", four);
+    c.set("_load_in_4bit", four);
+    c.set("load_in_8bit", !four);
+    c.set("_load_in_8bit", !four);
   });
   return s;
 }

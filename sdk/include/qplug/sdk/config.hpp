@@ -59,6 +59,9 @@ class ConfigSchema {
   ConfigField& add(std::string key, FieldType type, Value default_value, std::string help);
   // A cross-field check run after every field validated; throw ConfigError to reject.
   void add_check(std::function<void(const QuantConfig&)> check);
+  // Brings equivalent spellings to one form after validation and before the checks (e.g. the
+  // mirror keys transformers writes), so a config written back and read again compares equal.
+  void add_normalizer(std::function<void(QuantConfig&)> normalizer);
 
   const std::string& quant_method() const { return quant_method_; }
   const std::string& summary() const { return summary_; }
@@ -76,6 +79,7 @@ class ConfigSchema {
   std::string summary_;
   std::vector<ConfigField> fields_;
   std::vector<std::function<void(const QuantConfig&)>> checks_;
+  std::vector<std::function<void(QuantConfig&)>> normalizers_;
 };
 
 // A validated config: every schema key present (defaults filled), in schema order.
