@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include "cli.hpp"
@@ -102,6 +103,11 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
     }
     out << line << "\n";
   }
+}
+
+void print_log(LogLevel level, const std::string& message) {
+  if (level == LogLevel::Debug) return;
+  std::cerr << (level == LogLevel::Warning ? "warning: " : "") << message << "\n";
 }
 
 void print_json(std::ostream& out, const Value& value) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "qplug/sdk/host_services.hpp"
 #include "qplug/sdk/value.hpp"
 
 namespace qplug::cli {
@@ -48,6 +49,9 @@ std::string human_bytes(int64_t bytes);
 void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // Pretty JSON (indent 2) with a trailing newline.
 void print_json(std::ostream& out, const Value& value);
+
+// Prints a host's warnings (e.g. a skip rule that matches nothing) on stderr.
+void print_log(LogLevel level, const std::string& message);
 
 // Subcommands: argv excludes the program and command names. Each returns an exit code and throws
 // UsageError or qplug::Error.

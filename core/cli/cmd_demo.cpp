@@ -116,7 +116,7 @@ int run_demo(const std::vector<std::string>& argv) {
   Progress bar;
   CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
     bar.update(task, done, total);
-  });
+  }, print_log);
 
   // The full-precision model.
   std::string model_dir = args.get("model").value_or("");

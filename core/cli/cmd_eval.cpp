@@ -38,7 +38,7 @@ int run_eval(const std::vector<std::string>& argv) {
   Progress bar;
   CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
     bar.update(task, done, total);
-  });
+  }, print_log);
   LoadOptions load;
   load.host = &host;
   load.services = &services;
@@ -95,7 +95,8 @@ int run_generate(const std::vector<std::string>& argv) {
   std::vector<int64_t> ids{tokenizer.bos_id()};
   for (int64_t id : tokenizer.encode(prompt)) ids.push_back(id);
   const auto generated =
-      generate_greedy(*loaded.model, ids, args.get_int("max-new-tokens", 128), tokenizer.eos_id());
+      generate_greedy(*loaded.model, ids, args.get_int("max-new-tokens", 128),
+                      {tokenizer.eos_id(), tokenizer.bos_id()});
   std::vector<int64_t> all(ids.begin() + 1, ids.end());
   all.insert(all.end(), generated.begin(), generated.end());
   std::cout << tokenizer.decode(all) << "\n";

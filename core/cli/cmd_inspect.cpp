@@ -54,6 +54,7 @@ Value plan_json(const TargetPlan& plan, const ModelDescription& desc, const Quan
   out.set("modules", std::move(modules));
   out.set("modules_to_not_convert", Value::string_list(plan.modules_to_not_convert));
   out.set("kept_linears", Value::string_list(plan.kept_linears()));
+  out.set("warnings", Value::string_list(plan.warnings));
   Value totals = Value::map();
   totals.set("linears_quantized", quantized);
   totals.set("linears_kept", kept);
@@ -87,6 +88,7 @@ int run_inspect(const std::vector<std::string>& argv) {
   const ModelDescription desc = model->describe();
   if (!quantizer.pre_quantized()) map_checkpoint_tensors(expected_tensors(desc), desc, files);
   const TargetPlan plan = quantizer.plan(desc);
+  for (const auto& warning : plan.warnings) print_log(LogLevel::Warning, warning);
 
   if (args.flag("json")) {
     print_json(std::cout, plan_json(plan, desc, quantizer));

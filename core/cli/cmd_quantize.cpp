@@ -59,7 +59,7 @@ int run_quantize(const std::vector<std::string>& argv) {
   Progress bar;
   CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
     bar.update(task, done, total);
-  });
+  }, print_log);
 
   const Value hf_config = read_model_config(folder);
   if (is_pre_quantized(hf_config))

@@ -99,7 +99,7 @@ std::vector<int64_t> once_upon_a_time(const Tokenizer& tokenizer) {
 // `qplug generate --prompt "Once upon a time"`: BOS + the prompt, greedy.
 TEST_F(Stories260K, GreedyStoryFromOnceUponATime) {
   const std::vector<int64_t> prompt = once_upon_a_time(tokenizer());
-  const std::vector<int64_t> generated = generate_greedy(model(), prompt, 40, tokenizer().eos_id());
+  const std::vector<int64_t> generated = generate_greedy(model(), prompt, 40, {tokenizer().eos_id()});
   ASSERT_EQ(generated.size(), 40u);
   std::vector<int64_t> all(prompt.begin() + 1, prompt.end());
   all.insert(all.end(), generated.begin(), generated.end());
@@ -113,7 +113,7 @@ TEST_F(Stories260K, GreedyStoryFromOnceUponATime) {
   EXPECT_GT(text.size(), golden.find("park.")) << text;
 
   // A smaller budget gives a prefix of the same continuation.
-  const std::vector<int64_t> five = generate_greedy(model(), prompt, 5, tokenizer().eos_id());
+  const std::vector<int64_t> five = generate_greedy(model(), prompt, 5, {tokenizer().eos_id()});
   EXPECT_EQ(five, std::vector<int64_t>(generated.begin(), generated.begin() + 5));
 }
 
@@ -122,7 +122,7 @@ TEST_F(Stories260K, GreedyStoryFromOnceUponATime) {
 TEST_F(Stories260K, GreedyStoryStopsAtTheStopToken) {
   const std::vector<int64_t> prompt = once_upon_a_time(tokenizer());
   const int64_t limit = 400, stop = tokenizer().bos_id();
-  const std::vector<int64_t> story = generate_greedy(model(), prompt, limit, stop);
+  const std::vector<int64_t> story = generate_greedy(model(), prompt, limit, {tokenizer().eos_id(), stop});
   ASSERT_LT(static_cast<int64_t>(story.size()), limit);
   for (int64_t id : story) {
     EXPECT_NE(id, stop);
@@ -144,7 +144,7 @@ TEST_F(Stories260K, GreedyStoryStopsAtTheStopToken) {
 TEST(GenerateGreedy, StopsBeforeTheStopToken) {
   auto model = testing::random_model(testing::llama_family_config("llama"), 9, 0.3);
   const std::vector<int64_t> prompt{1, 5, 9};
-  const std::vector<int64_t> free = generate_greedy(*model, prompt, 12, /*eos_id=*/-1);
+  const std::vector<int64_t> free = generate_greedy(*model, prompt, 12, /*stop_ids=*/{});
   ASSERT_EQ(free.size(), 12u);
   // Greedy means each new token is the argmax after everything before it.
   std::vector<int64_t> sequence = prompt;
@@ -156,9 +156,9 @@ TEST(GenerateGreedy, StopsBeforeTheStopToken) {
   const int64_t stop = free[4];
   const size_t first =
       static_cast<size_t>(std::find(free.begin(), free.end(), stop) - free.begin());
-  const std::vector<int64_t> stopped = generate_greedy(*model, prompt, 12, stop);
+  const std::vector<int64_t> stopped = generate_greedy(*model, prompt, 12, {stop});
   EXPECT_EQ(stopped, std::vector<int64_t>(free.begin(), free.begin() + first));
-  EXPECT_TRUE(generate_greedy(*model, prompt, 0, stop).empty());
+  EXPECT_TRUE(generate_greedy(*model, prompt, 0, {stop}).empty());
 }
 
 // ---- the perplexity arithmetic, recomputed ------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "qplug/core/evaluation.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <ATen/ATen.h>
@@ -49,7 +50,8 @@ PerplexityResult perplexity(Model& model, const std::vector<int64_t>& tokens,
 }
 
 std::vector<int64_t> generate_greedy(Model& model, const std::vector<int64_t>& prompt,
-                                     int64_t max_new_tokens, int64_t eos_id) {
+                                     int64_t max_new_tokens,
+                                     const std::vector<int64_t>& stop_ids) {
   c10::InferenceMode inference;
   std::vector<int64_t> sequence = prompt;
   std::vector<int64_t> generated;
@@ -60,7 +62,7 @@ std::vector<int64_t> generate_greedy(Model& model, const std::vector<int64_t>& p
                          .to(device);
     at::Tensor logits = model.forward(ids);
     const int64_t next = logits[0][-1].argmax().item<int64_t>();
-    if (next == eos_id) break;
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
     sequence.push_back(next);
     generated.push_back(next);
   }

@@ -31,9 +31,10 @@ struct PerplexityResult {
 PerplexityResult perplexity(Model& model, const std::vector<int64_t>& tokens,
                             const PerplexityOptions& options);
 
-// Greedy decoding from `prompt` (BOS included by the caller): up to max_new_tokens, stopping at
-// eos_id. Returns only the new tokens.
+// Greedy decoding from `prompt` (BOS included by the caller): up to max_new_tokens, stopping
+// before any of `stop_ids` (EOS; llama2.c-style models end a story with BOS instead). Returns
+// only the new tokens.
 std::vector<int64_t> generate_greedy(Model& model, const std::vector<int64_t>& prompt,
-                                     int64_t max_new_tokens, int64_t eos_id);
+                                     int64_t max_new_tokens, const std::vector<int64_t>& stop_ids);
 
 }  // namespace qplug
