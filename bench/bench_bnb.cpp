@@ -9,10 +9,10 @@
 #include <c10/core/InferenceMode.h>
 
 #include "bench_support.hpp"
-#include "qplug/core/runtime.hpp"
 #include "bnb_config.hpp"
 #include "four_bit_kernel.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "qplug/core/runtime.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
 
@@ -40,23 +40,32 @@ std::unique_ptr<LinearKernel> nf4_layer(int64_t n, int64_t k, uint64_t seed) {
   return kernel;
 }
 
-void set_isa_label(benchmark::State& state) { state.SetLabel(cpu_kernels().isa); }
+void set_isa_label(benchmark::State& state) {
+  state.SetLabel(cpu_kernels().isa);
+}
 
 void BM_Quantize4bit(benchmark::State& state) {
   c10::InferenceMode guard;
   const at::Tensor w = at::randn({4096, 4096}) * 0.02;
   FourBitSettings s{QuantType::NF4, state.range(0) != 0, 64, DType::F32};
-  for (auto _ : state) benchmark::DoNotOptimize(quantize_4bit(w, s, cpu_kernels()));
-  state.counters["elements_per_s"] =
-      benchmark::Counter(static_cast<double>(w.numel()), benchmark::Counter::kIsIterationInvariantRate);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(quantize_4bit(w, s, cpu_kernels()));
+  state.counters["elements_per_s"] = benchmark::Counter(
+      static_cast<double>(w.numel()), benchmark::Counter::kIsIterationInvariantRate);
   set_isa_label(state);
 }
-BENCHMARK(BM_Quantize4bit)->ArgName("double_quant")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Quantize4bit)
+    ->ArgName("double_quant")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_Dequantize4bit(benchmark::State& state) {
   c10::InferenceMode guard;
   auto layer = nf4_layer(4096, 4096, 1);
-  for (auto _ : state) benchmark::DoNotOptimize(layer->dequantize(DType::F32));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(layer->dequantize(DType::F32));
   state.counters["elements_per_s"] =
       benchmark::Counter(4096.0 * 4096.0, benchmark::Counter::kIsIterationInvariantRate);
   set_isa_label(state);
@@ -71,13 +80,17 @@ double dense_seconds(int64_t m, int64_t n, int64_t k) {
   c10::InferenceMode guard;
   const int64_t copies = qplug::bench::cold_copies(n * k * 4);
   std::vector<at::Tensor> weights;
-  for (int64_t c = 0; c < copies; ++c) weights.push_back(at::randn({n, k}) * 0.02);
+  for (int64_t c = 0; c < copies; ++c)
+    weights.push_back(at::randn({n, k}) * 0.02);
   const at::Tensor x = at::randn({m, k});
-  for (const auto& w : weights) (void)at::linear(x, w);
+  for (const auto& w : weights)
+    (void)at::linear(x, w);
   const int reps = 3 * static_cast<int>(copies);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps; ++r) benchmark::DoNotOptimize(at::linear(x, weights[r % copies]));
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  for (int r = 0; r < reps; ++r)
+    benchmark::DoNotOptimize(at::linear(x, weights[r % copies]));
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
   return cache[key] = s;
 }
 
@@ -86,13 +99,17 @@ void BM_DenseLinear(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const int64_t copies = qplug::bench::cold_copies(n * k * 4);
   std::vector<at::Tensor> weights;
-  for (int64_t c = 0; c < copies; ++c) weights.push_back(at::randn({n, k}) * 0.02);
+  for (int64_t c = 0; c < copies; ++c)
+    weights.push_back(at::randn({n, k}) * 0.02);
   const at::Tensor x = at::randn({m, k});
   int64_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(at::linear(x, weights[i++ % copies]));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(at::linear(x, weights[i++ % copies]));
   const double bytes = n * k * 4.0;
-  state.counters["weight_GBps"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["GFLOPs"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["weight_GBps"] = benchmark::Counter(
+      bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOPs"] = benchmark::Counter(
+      2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["bandwidth_GBps"] = qplug::bench::read_bandwidth_gbps();
 }
 
@@ -104,17 +121,21 @@ void BM_Nf4Linear(benchmark::State& state) {
   const int64_t weight_bytes = n * k / 2 + n * k / 64 * 4;
   const int64_t copies = cold ? qplug::bench::cold_copies(weight_bytes) : 1;
   std::vector<std::unique_ptr<LinearKernel>> layers;
-  for (int64_t c = 0; c < copies; ++c) layers.push_back(nf4_layer(n, k, 100 + c));
+  for (int64_t c = 0; c < copies; ++c)
+    layers.push_back(nf4_layer(n, k, 100 + c));
   const at::Tensor x = at::randn({m, k});
-  for (auto& l : layers) (void)l->apply(x);
+  for (auto& l : layers)
+    (void)l->apply(x);
   int64_t i = 0;
-  for (auto _ : state) benchmark::DoNotOptimize(layers[i++ % copies]->apply(x));
-  state.counters["weight_GBps"] = benchmark::Counter(
-      static_cast<double>(weight_bytes), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(layers[i++ % copies]->apply(x));
+  state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(weight_bytes),
+                                                     benchmark::Counter::kIsIterationInvariantRate,
+                                                     benchmark::Counter::kIs1000);
   state.counters["bandwidth_GBps"] = qplug::bench::read_bandwidth_gbps();
   const double dense = dense_seconds(m, n, k);
-  state.counters["speedup_vs_dense_fp32"] = benchmark::Counter(
-      dense, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["speedup_vs_dense_fp32"] =
+      benchmark::Counter(dense, benchmark::Counter::kIsIterationInvariantRate);
   set_isa_label(state);
 }
 
@@ -129,8 +150,12 @@ void Shapes(benchmark::internal::Benchmark* b, bool with_temperature) {
       }
     }
 }
-BENCHMARK(BM_DenseLinear)->ArgNames({"M", "N", "K"})->Apply([](auto* b) { Shapes(b, false); })->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_Nf4Linear)->ArgNames({"M", "N", "K", "cold"})->Apply([](auto* b) { Shapes(b, true); })->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_DenseLinear)
+    ->ArgNames({"M", "N", "K"})
+    ->Apply([](auto* b) { Shapes(b, false); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
+BENCHMARK(BM_Nf4Linear)
+    ->ArgNames({"M", "N", "K", "cold"})
+    ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 
 }  // namespace
 }  // namespace qplug::bnb

@@ -38,11 +38,13 @@ std::vector<DemoConfig> demo_configs(const std::string& method) {
   auto make = [&](std::initializer_list<std::pair<const char*, Value>> keys) {
     Value v = Value::map();
     v.set("quant_method", method);
-    for (const auto& [k, val] : keys) v.set(k, val);
+    for (const auto& [k, val] : keys)
+      v.set(k, val);
     return v;
   };
   if (method == "bitsandbytes_4bit")
-    return {{"nf4 + double quant", make({{"load_in_4bit", true}, {"bnb_4bit_quant_type", "nf4"},
+    return {{"nf4 + double quant", make({{"load_in_4bit", true},
+                                         {"bnb_4bit_quant_type", "nf4"},
                                          {"bnb_4bit_use_double_quant", true}})},
             {"fp4", make({{"load_in_4bit", true}, {"bnb_4bit_quant_type", "fp4"}})}};
   if (method == "bitsandbytes_8bit") return {{"LLM.int8", make({{"load_in_8bit", true}})}};
@@ -75,8 +77,8 @@ struct Row {
   double bits_per_weight = 0;
   uint64_t checkpoint_bytes = 0;
   double seconds = 0;
-  double metric = 0;        // perplexity or relative logit error
-  double top1 = 0;          // top-1 agreement with full precision
+  double metric = 0;  // perplexity or relative logit error
+  double top1 = 0;    // top-1 agreement with full precision
   bool reload_identical = false;
   std::string error;
 };
@@ -114,9 +116,10 @@ int run_demo(const std::vector<std::string>& argv) {
   host_options.plugin_dirs = args.all("plugin-dir");
   PluginHost host(host_options);
   Progress bar;
-  CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
-    bar.update(task, done, total);
-  }, print_log);
+  CoreServices services(
+      host,
+      [&](const std::string& task, int64_t done, int64_t total) { bar.update(task, done, total); },
+      print_log);
 
   // The full-precision model.
   std::string model_dir = args.get("model").value_or("");
@@ -236,9 +239,9 @@ int run_demo(const std::vector<std::string>& argv) {
     out.set("methods", std::move(list));
     print_json(std::cout, out);
   } else {
-    std::vector<std::vector<std::string>> table{
-        {"method", "variant", "bits/weight", "checkpoint", "time",
-         data ? "perplexity" : "logit error", data ? "" : "top-1 agree", "reload"}};
+    std::vector<std::vector<std::string>> table{{"method", "variant", "bits/weight", "checkpoint",
+                                                 "time", data ? "perplexity" : "logit error",
+                                                 data ? "" : "top-1 agree", "reload"}};
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.4f", reference_metric);
     table.push_back({"full precision", "-", "32", human_bytes(weight_bytes(model_dir)), "-",

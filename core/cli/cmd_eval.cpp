@@ -36,9 +36,10 @@ int run_eval(const std::vector<std::string>& argv) {
   host_options.plugin_dirs = args.all("plugin-dir");
   PluginHost host(host_options);
   Progress bar;
-  CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
-    bar.update(task, done, total);
-  }, print_log);
+  CoreServices services(
+      host,
+      [&](const std::string& task, int64_t done, int64_t total) { bar.update(task, done, total); },
+      print_log);
   LoadOptions load;
   load.host = &host;
   load.services = &services;
@@ -93,10 +94,10 @@ int run_generate(const std::vector<std::string>& argv) {
   const Tokenizer tokenizer = Tokenizer::load(folder);
   const std::string prompt = args.require("prompt");
   std::vector<int64_t> ids{tokenizer.bos_id()};
-  for (int64_t id : tokenizer.encode(prompt)) ids.push_back(id);
-  const auto generated =
-      generate_greedy(*loaded.model, ids, args.get_int("max-new-tokens", 128),
-                      {tokenizer.eos_id(), tokenizer.bos_id()});
+  for (int64_t id : tokenizer.encode(prompt))
+    ids.push_back(id);
+  const auto generated = generate_greedy(*loaded.model, ids, args.get_int("max-new-tokens", 128),
+                                         {tokenizer.eos_id(), tokenizer.bos_id()});
   std::vector<int64_t> all(ids.begin() + 1, ids.end());
   all.insert(all.end(), generated.begin(), generated.end());
   std::cout << tokenizer.decode(all) << "\n";

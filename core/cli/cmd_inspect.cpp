@@ -88,7 +88,8 @@ int run_inspect(const std::vector<std::string>& argv) {
   const ModelDescription desc = model->describe();
   if (!quantizer.pre_quantized()) map_checkpoint_tensors(expected_tensors(desc), desc, files);
   const TargetPlan plan = quantizer.plan(desc);
-  for (const auto& warning : plan.warnings) print_log(LogLevel::Warning, warning);
+  for (const auto& warning : plan.warnings)
+    print_log(LogLevel::Warning, warning);
 
   if (args.flag("json")) {
     print_json(std::cout, plan_json(plan, desc, quantizer));

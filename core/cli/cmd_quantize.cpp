@@ -54,18 +54,20 @@ int run_quantize(const std::vector<std::string>& argv) {
 
   PluginHostOptions host_options;
   host_options.plugin_dirs = args.all("plugin-dir");
-  for (auto& d : config_plugin_dirs(config)) host_options.plugin_dirs.push_back(d);
+  for (auto& d : config_plugin_dirs(config))
+    host_options.plugin_dirs.push_back(d);
   PluginHost host(host_options);
   Progress bar;
-  CoreServices services(host, [&](const std::string& task, int64_t done, int64_t total) {
-    bar.update(task, done, total);
-  }, print_log);
+  CoreServices services(
+      host,
+      [&](const std::string& task, int64_t done, int64_t total) { bar.update(task, done, total); },
+      print_log);
 
   const Value hf_config = read_model_config(folder);
   if (is_pre_quantized(hf_config))
-    throw ConfigError("the model in " + folder +
-                          " is already quantized; quantize an unquantized checkpoint",
-                      hf_config.find("quantization_config")->location(), "quantization_config");
+    throw ConfigError(
+        "the model in " + folder + " is already quantized; quantize an unquantized checkpoint",
+        hf_config.find("quantization_config")->location(), "quantization_config");
 
   const auto started = std::chrono::steady_clock::now();
   LoadOptions load;
@@ -115,7 +117,8 @@ int run_quantize(const std::vector<std::string>& argv) {
   } else {
     std::cout << "quantized " << folder << " with " << quantizer.quant_method() << " (plugin "
               << quantizer.plugin() << ") -> " << out << "\n"
-              << "  linears: " << s.quantized << " quantized, " << s.kept << " kept in full precision\n"
+              << "  linears: " << s.quantized << " quantized, " << s.kept
+              << " kept in full precision\n"
               << "  linear weights: " << human_bytes(s.linear_bytes_before) << " -> "
               << human_bytes(s.linear_bytes_after) << "\n"
               << "  checkpoint: " << human_bytes(static_cast<int64_t>(original)) << " -> "

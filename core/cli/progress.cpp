@@ -37,8 +37,8 @@ void Progress::finish() {
   if (terminal_)
     std::fprintf(stderr, "  %.1f s\n", seconds);
   else
-    std::fprintf(stderr, "%s: %lld/%lld in %.1f s\n", task_.c_str(),
-                 static_cast<long long>(done_), static_cast<long long>(total_), seconds);
+    std::fprintf(stderr, "%s: %lld/%lld in %.1f s\n", task_.c_str(), static_cast<long long>(done_),
+                 static_cast<long long>(total_), seconds);
   task_.clear();
 }
 

@@ -99,7 +99,8 @@ std::vector<int64_t> once_upon_a_time(const Tokenizer& tokenizer) {
 // `qplug generate --prompt "Once upon a time"`: BOS + the prompt, greedy.
 TEST_F(Stories260K, GreedyStoryFromOnceUponATime) {
   const std::vector<int64_t> prompt = once_upon_a_time(tokenizer());
-  const std::vector<int64_t> generated = generate_greedy(model(), prompt, 40, {tokenizer().eos_id()});
+  const std::vector<int64_t> generated =
+      generate_greedy(model(), prompt, 40, {tokenizer().eos_id()});
   ASSERT_EQ(generated.size(), 40u);
   std::vector<int64_t> all(prompt.begin() + 1, prompt.end());
   all.insert(all.end(), generated.begin(), generated.end());
@@ -122,7 +123,8 @@ TEST_F(Stories260K, GreedyStoryFromOnceUponATime) {
 TEST_F(Stories260K, GreedyStoryStopsAtTheStopToken) {
   const std::vector<int64_t> prompt = once_upon_a_time(tokenizer());
   const int64_t limit = 400, stop = tokenizer().bos_id();
-  const std::vector<int64_t> story = generate_greedy(model(), prompt, limit, {tokenizer().eos_id(), stop});
+  const std::vector<int64_t> story =
+      generate_greedy(model(), prompt, limit, {tokenizer().eos_id(), stop});
   ASSERT_LT(static_cast<int64_t>(story.size()), limit);
   for (int64_t id : story) {
     EXPECT_NE(id, stop);

@@ -424,8 +424,8 @@ TEST(PlanTest, Gpt2Conv1DLayersAreLinear) {
   // 173824 values in the modules, less the tied head that is stored once (as transformer.wte);
   // the quantized Conv1D weights (49152 per block) shrink to half a byte and their fp32 biases
   // (576 per block) are dropped by this fake size function.
-  const int64_t stored = 173824 * 4 - entry(plan, "lm_head").in_features *
-                                          entry(plan, "lm_head").out_features * 4;
+  const int64_t stored =
+      173824 * 4 - entry(plan, "lm_head").in_features * entry(plan, "lm_head").out_features * 4;
   EXPECT_EQ(entry(plan, "lm_head").bytes_before, 0);
   EXPECT_EQ(plan.bytes_before(), stored);
   EXPECT_EQ(plan.bytes_after(), stored - 2 * (49152 + 576) * 4 + 2 * 49152 / 2);

@@ -19,13 +19,14 @@ bool is_transposed(const nn::LinearImpl& layer, const TensorSpec& spec) {
 
 std::map<std::string, TensorSlot> tensor_slots(Model& model, bool for_saving) {
   std::set<std::string> tied_targets;
-  for (const auto& t : model.describe().tied_weights) tied_targets.insert(t.target);
+  for (const auto& t : model.describe().tied_weights)
+    tied_targets.insert(t.target);
   std::map<std::string, TensorSlot> slots;
   for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
     const std::string& module = item.key();
     if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get())) {
-      const auto specs = for_saving ? linear->kernel().tensor_specs()
-                                    : linear->kernel().input_tensor_specs();
+      const auto specs =
+          for_saving ? linear->kernel().tensor_specs() : linear->kernel().input_tensor_specs();
       for (const auto& spec : specs) {
         TensorSlot slot;
         slot.linear = linear;

@@ -18,8 +18,8 @@ namespace qplug {
 struct TensorSlot {
   nn::LinearImpl* linear = nullptr;
   models::TensorHolder* holder = nullptr;
-  std::string local;  // kernel suffix, or the module's tensor name
-  TensorSpec spec;    // as the model holds it ([out, in] for linears)
+  std::string local;        // kernel suffix, or the module's tensor name
+  TensorSpec spec;          // as the model holds it ([out, in] for linears)
   bool transposed = false;  // stored [in, out] in checkpoints
   bool optional = false;    // a tied copy
 };

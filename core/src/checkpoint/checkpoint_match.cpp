@@ -13,12 +13,14 @@ namespace {
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Tensors that carry nothing a model needs: the architecture's own list, and the rotary inv_freq
@@ -26,7 +28,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 class IgnoreList {
  public:
   explicit IgnoreList(const ModelDescription& model) {
-    for (const auto& pattern : model.ignore_on_load) patterns_.emplace_back(pattern);
+    for (const auto& pattern : model.ignore_on_load)
+      patterns_.emplace_back(pattern);
   }
   bool ignores(const std::string& name) const {
     if (ends_with(name, ".rotary_emb.inv_freq")) return true;
@@ -57,14 +60,14 @@ Value read_model_config(const std::string& folder) {
   if (!std::filesystem::exists(path, ec))
     throw CheckpointError(path, "", "missing; a checkpoint folder needs a config.json");
   Value config = parse_json(read_text_file(path), path);
-  if (!config.is_map())
-    throw ConfigError("config.json must hold a JSON object", config.location());
+  if (!config.is_map()) throw ConfigError("config.json must hold a JSON object", config.location());
   return config;
 }
 
 std::vector<ExpectedTensor> expected_tensors(const ModelDescription& model) {
   std::set<std::string> tied_targets;
-  for (const auto& t : model.tied_weights) tied_targets.insert(t.target);
+  for (const auto& t : model.tied_weights)
+    tied_targets.insert(t.target);
   std::vector<ExpectedTensor> out;
   for (const auto& m : model.modules)
     for (const auto& p : m.params) {
@@ -78,7 +81,8 @@ std::map<std::string, std::string> map_checkpoint_tensors(
     const std::vector<ExpectedTensor>& expected, const ModelDescription& model,
     const CheckpointFiles& files) {
   std::map<std::string, const ExpectedTensor*> by_name;
-  for (const auto& e : expected) by_name[e.name] = &e;
+  for (const auto& e : expected)
+    by_name[e.name] = &e;
   const IgnoreList ignore(model);
   const std::string prefix = model.base_model_prefix.empty() ? "" : model.base_model_prefix + ".";
 
@@ -99,8 +103,9 @@ std::map<std::string, std::string> map_checkpoint_tensors(
     }
     if (!filled.insert(target).second)
       throw CheckpointError(file->path(), name,
-                            "holds '" + target + "', which another tensor of the checkpoint "
-                                                 "already fills (with and without the '" +
+                            "holds '" + target +
+                                "', which another tensor of the checkpoint "
+                                "already fills (with and without the '" +
                                 model.base_model_prefix + "' prefix)");
     const ExpectedTensor& want = *by_name[target];
     const SafetensorsEntry& entry = file->at(name);
@@ -112,8 +117,7 @@ std::map<std::string, std::string> map_checkpoint_tensors(
     if (!both_float && entry.dtype != want.dtype)
       throw CheckpointError(file->path(), name,
                             std::string("dtype ") + safetensors_name(entry.dtype) +
-                                ", but the layer's format stores " +
-                                safetensors_name(want.dtype));
+                                ", but the layer's format stores " + safetensors_name(want.dtype));
     mapping[name] = target;
   }
   for (const auto& e : expected) {

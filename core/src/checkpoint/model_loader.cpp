@@ -53,8 +53,8 @@ at::Tensor read_tensor(const SafetensorsFile& file, const SafetensorsEntry& entr
   const uint64_t base = file.data_offset() + entry.begin;
   for (int64_t first = 0; first < numel; first += per_chunk) {
     const int64_t n = std::min(per_chunk, numel - first);
-    at::Tensor source =
-        at::from_blob(const_cast<uint8_t*>(bytes) + first * item, {n}, at::TensorOptions().dtype(stored));
+    at::Tensor source = at::from_blob(const_cast<uint8_t*>(bytes) + first * item, {n},
+                                      at::TensorOptions().dtype(stored));
     flat.narrow(0, first, n).copy_(source);  // converts when the dtypes differ
     file.mapping().release(base + static_cast<uint64_t>(first * item),
                            base + static_cast<uint64_t>((first + n) * item));
@@ -92,8 +92,9 @@ LoadedModel load_model(const std::string& folder, const LoadOptions& options) {
   // calibration; calibration methods load the dense model and quantize afterwards.
   if (is_pre_quantized(hf_config) || options.quant_config != nullptr) {
     if (options.host == nullptr)
-      throw UnsupportedError(folder + " needs a quantization plugin to load, but no plugin host "
-                                      "was given");
+      throw UnsupportedError(folder +
+                             " needs a quantization plugin to load, but no plugin host "
+                             "was given");
     QuantizerHandle handle = choose_quantizer(*options.host, hf_config, options.quant_config);
     if (handle.pre_quantized() || !handle.requires_calibration()) loaded.quantizer = handle;
   }

@@ -65,9 +65,11 @@ std::vector<NamedTensor> collect_tensors(Model& model) {
   };
   for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
     if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get())) {
-      for (const auto& [suffix, t] : linear->kernel().tensors()) add(item.key() + "." + suffix, t);
+      for (const auto& [suffix, t] : linear->kernel().tensors())
+        add(item.key() + "." + suffix, t);
     } else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get())) {
-      for (const auto& [name, t] : holder->own_tensors()) add(item.key() + "." + name, t);
+      for (const auto& [name, t] : holder->own_tensors())
+        add(item.key() + "." + name, t);
     }
   }
   return out;
@@ -116,7 +118,8 @@ void publish(const fs::path& staged, const fs::path& destination, bool overwrite
   std::error_code ec;
   if (!fs::exists(destination, ec)) {
     fs::rename(staged, destination, ec);
-    if (ec) throw CheckpointError(destination.string(), "", "cannot move into place: " + ec.message());
+    if (ec)
+      throw CheckpointError(destination.string(), "", "cannot move into place: " + ec.message());
     return;
   }
   fs::path backup = destination;
@@ -155,13 +158,15 @@ void save_model(Model& model, const std::string& folder, const SaveOptions& opti
       (destination.parent_path() / ("." + destination.filename().string() + ".tmp-XXXXXX"))
           .string();
   if (::mkdtemp(pattern.data()) == nullptr)
-    throw CheckpointError(folder, "", "cannot create a temporary folder beside it: " +
-                                          std::string(std::strerror(errno)));
+    throw CheckpointError(
+        folder, "",
+        "cannot create a temporary folder beside it: " + std::string(std::strerror(errno)));
   const fs::path staged = pattern;
   try {
     write_weights(staged, collect_tensors(model), options.max_shard_bytes);
     write_file(staged / "config.json", config_json_text(config_to_save(model)));
-    for (const auto& [name, contents] : options.extra_files) write_file(staged / name, contents);
+    for (const auto& [name, contents] : options.extra_files)
+      write_file(staged / name, contents);
     if (!options.copy_files_from.empty()) {
       for (const auto& entry : fs::directory_iterator(options.copy_files_from)) {
         const std::string name = entry.path().filename().string();
@@ -169,7 +174,8 @@ void save_model(Model& model, const std::string& folder, const SaveOptions& opti
         fs::copy_file(entry.path(), staged / name);
       }
     }
-    for (const auto& entry : fs::directory_iterator(staged)) sync_path(entry.path());
+    for (const auto& entry : fs::directory_iterator(staged))
+      sync_path(entry.path());
     sync_path(staged);
     publish(staged, destination, options.overwrite);
     sync_path(destination.parent_path());

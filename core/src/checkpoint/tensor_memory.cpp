@@ -16,7 +16,8 @@ constexpr uint64_t kHugeThreshold = 4ull << 20;
 
 at::Tensor empty_for_load(const std::vector<int64_t>& shape, c10::ScalarType dtype) {
   uint64_t numel = 1;
-  for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
+  for (int64_t d : shape)
+    numel *= static_cast<uint64_t>(d);
   const uint64_t bytes = numel * c10::elementSize(dtype);
   if (bytes < kHugeThreshold) return at::empty(shape, at::TensorOptions().dtype(dtype));
   // Over-allocate by one huge page so the start can be aligned to 2 MiB.

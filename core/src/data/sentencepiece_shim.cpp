@@ -71,7 +71,9 @@ __attribute__((visibility("default"))) int qplug_sp_decode(void* handle, const i
   return 0;
 }
 
-__attribute__((visibility("default"))) void qplug_sp_release(void* memory) { std::free(memory); }
+__attribute__((visibility("default"))) void qplug_sp_release(void* memory) {
+  std::free(memory);
+}
 
 __attribute__((visibility("default"))) int qplug_sp_bos(void* handle) {
   return static_cast<sentencepiece::SentencePieceProcessor*>(handle)->bos_id();

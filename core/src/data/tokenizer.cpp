@@ -39,8 +39,8 @@ const Shim& shim() {
 #endif
     Dl_info info{};
     dladdr(reinterpret_cast<void*>(&shim), &info);
-    const std::filesystem::path path = std::filesystem::path(info.dli_fname).parent_path() /
-                                       "qplug" / "libqplug_sentencepiece.so";
+    const std::filesystem::path path =
+        std::filesystem::path(info.dli_fname).parent_path() / "qplug" / "libqplug_sentencepiece.so";
     void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (library == nullptr)
       throw UnsupportedError(path.string() + " cannot be loaded (" + dlerror() +
@@ -112,9 +112,15 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   return out;
 }
 
-int64_t Tokenizer::bos_id() const { return shim().bos(impl_->handle); }
-int64_t Tokenizer::eos_id() const { return shim().eos(impl_->handle); }
-int64_t Tokenizer::vocab_size() const { return shim().vocab(impl_->handle); }
+int64_t Tokenizer::bos_id() const {
+  return shim().bos(impl_->handle);
+}
+int64_t Tokenizer::eos_id() const {
+  return shim().eos(impl_->handle);
+}
+int64_t Tokenizer::vocab_size() const {
+  return shim().vocab(impl_->handle);
+}
 
 namespace {
 
@@ -137,9 +143,9 @@ std::vector<int64_t> parse_ids(const std::string& text, const std::string& path,
         used = 0;
       }
       if (used != word.size() || id < 0 || id >= vocab_size)
-        throw ConfigError("'" + word + "' is not a token id in [0, " + std::to_string(vocab_size) +
-                              ")",
-                          SourceLocation{std::make_shared<std::string>(path), line_number, 0});
+        throw ConfigError(
+            "'" + word + "' is not a token id in [0, " + std::to_string(vocab_size) + ")",
+            SourceLocation{std::make_shared<std::string>(path), line_number, 0});
       ids.push_back(id);
     }
   }
@@ -156,8 +162,9 @@ std::vector<int64_t> load_tokens(const std::string& path, const Tokenizer* token
     ids = parse_ids(text, path, vocab_size);
   } else {
     if (tokenizer == nullptr)
-      throw ConfigError(path + ": text needs a tokenizer.model in the model folder (or pass token "
-                               "ids in a .ids file)");
+      throw ConfigError(path +
+                        ": text needs a tokenizer.model in the model folder (or pass token "
+                        "ids in a .ids file)");
     std::string normalised;
     normalised.reserve(text.size());
     for (size_t i = 0; i < text.size(); ++i)

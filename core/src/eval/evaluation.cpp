@@ -50,16 +50,14 @@ PerplexityResult perplexity(Model& model, const std::vector<int64_t>& tokens,
 }
 
 std::vector<int64_t> generate_greedy(Model& model, const std::vector<int64_t>& prompt,
-                                     int64_t max_new_tokens,
-                                     const std::vector<int64_t>& stop_ids) {
+                                     int64_t max_new_tokens, const std::vector<int64_t>& stop_ids) {
   c10::InferenceMode inference;
   std::vector<int64_t> sequence = prompt;
   std::vector<int64_t> generated;
   const at::Device device(model.device());
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    at::Tensor ids = at::tensor(sequence, at::TensorOptions().dtype(at::kLong))
-                         .unsqueeze(0)
-                         .to(device);
+    at::Tensor ids =
+        at::tensor(sequence, at::TensorOptions().dtype(at::kLong)).unsqueeze(0).to(device);
     at::Tensor logits = model.forward(ids);
     const int64_t next = logits[0][-1].argmax().item<int64_t>();
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;

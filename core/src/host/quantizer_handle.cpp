@@ -65,7 +65,8 @@ TargetPlan QuantizerHandle::preprocess_model(Model& model, HostServices& service
   model.set_quantization(quant_method(), Value());
   if (pre_quantized()) apply_module_patches(model, quant_method(), *registry_);
   TargetPlan plan = this->plan(model.describe());
-  for (const auto& warning : plan.warnings) services.log(LogLevel::Warning, warning);
+  for (const auto& warning : plan.warnings)
+    services.log(LogLevel::Warning, warning);
   const auto unsupported = plan.unsupported();
   if (!unsupported.empty()) {
     const TargetingRequest request = targeting_request();

@@ -41,7 +41,9 @@ class Gpt2AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask) {
     const int64_t b = x.size(0), t = x.size(1), head_dim = hidden_ / heads_;
     auto qkv = c_attn(x).split(hidden_, -1);
-    auto heads = [&](const at::Tensor& y) { return y.view({b, t, heads_, head_dim}).transpose(1, 2); };
+    auto heads = [&](const at::Tensor& y) {
+      return y.view({b, t, heads_, head_dim}).transpose(1, 2);
+    };
     at::Tensor out = attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, scale_);
     return c_proj(out.transpose(1, 2).reshape({b, t, hidden_}));
   }
@@ -72,7 +74,8 @@ class Gpt2BlockImpl : public torch::nn::Module {
  public:
   Gpt2BlockImpl(const Gpt2Dims& d, DType dtype, const std::string& device)
       : torch::nn::Module("GPT2Block") {
-    const auto options = at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
+    const auto options =
+        at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
     ln_1 = register_module("ln_1", LayerNorm(d.hidden, d.eps, true, options));
     attn = register_module("attn", Gpt2Attention(d, dtype, device));
     ln_2 = register_module("ln_2", LayerNorm(d.hidden, d.eps, true, options));
@@ -92,11 +95,13 @@ class Gpt2BackboneImpl : public torch::nn::Module {
  public:
   Gpt2BackboneImpl(const Gpt2Dims& d, DType dtype, const std::string& device)
       : torch::nn::Module("GPT2Model") {
-    const auto options = at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
+    const auto options =
+        at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
     wte = register_module("wte", Embedding(d.vocab, d.hidden, options));
     wpe = register_module("wpe", Embedding(d.positions, d.hidden, options));
     h = register_module("h", torch::nn::ModuleList());
-    for (int64_t i = 0; i < d.layers; ++i) h->push_back(Gpt2Block(d, dtype, device));
+    for (int64_t i = 0; i < d.layers; ++i)
+      h->push_back(Gpt2Block(d, dtype, device));
     ln_f = register_module("ln_f", LayerNorm(d.hidden, d.eps, true, options));
   }
   Embedding wte{nullptr}, wpe{nullptr};
@@ -147,16 +152,19 @@ class Gpt2Model final : public TransformerModel {
   at::Tensor embed(const at::Tensor& input_ids) override {
     const int64_t t = input_ids.size(1);
     if (t > dims_.positions)
-      throw ConfigError("a sequence of " + std::to_string(t) + " tokens is longer than n_positions (" +
+      throw ConfigError("a sequence of " + std::to_string(t) +
+                            " tokens is longer than n_positions (" +
                             std::to_string(dims_.positions) + ")",
                         hf_config().location(), "n_positions");
-    at::Tensor positions = at::arange(t, at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
+    at::Tensor positions =
+        at::arange(t, at::TensorOptions().dtype(at::kLong).device(input_ids.device()));
     return net_->transformer->wte(input_ids) + net_->transformer->wpe(positions).unsqueeze(0);
   }
 
   at::Tensor run_block(int64_t index, const at::Tensor& hidden) override {
     auto block = net_->transformer->h->ptr<Gpt2BlockImpl>(index);
-    return block->forward(hidden, causal_mask(hidden.size(1), 0, hidden.scalar_type(), hidden.device()));
+    return block->forward(hidden,
+                          causal_mask(hidden.size(1), 0, hidden.scalar_type(), hidden.device()));
   }
 
   at::Tensor head(const at::Tensor& hidden) override {

@@ -28,12 +28,15 @@ void init_random_weights(Model& model, uint64_t seed, double std) {
     } else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get())) {
       const bool is_norm = holder->name().find("Norm") != std::string::npos;
       for (const auto& [name, t] : holder->own_tensors()) {
-        at::Tensor value = !is_norm ? normal(t) : name == "bias" ? at::zeros_like(t) : at::ones_like(t);
+        at::Tensor value = !is_norm         ? normal(t)
+                           : name == "bias" ? at::zeros_like(t)
+                                            : at::ones_like(t);
         holder->set_tensor(name, value);
       }
     }
   }
-  if (auto* transformer = dynamic_cast<models::TransformerModel*>(&model)) transformer->tie_weights();
+  if (auto* transformer = dynamic_cast<models::TransformerModel*>(&model))
+    transformer->tie_weights();
 }
 
 }  // namespace qplug

@@ -41,7 +41,9 @@ class OptAttentionImpl : public torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask) {
     const int64_t b = x.size(0), t = x.size(1), head_dim = hidden_ / heads_;
-    auto heads = [&](const at::Tensor& y) { return y.view({b, t, heads_, head_dim}).transpose(1, 2); };
+    auto heads = [&](const at::Tensor& y) {
+      return y.view({b, t, heads_, head_dim}).transpose(1, 2);
+    };
     // OPT scales the queries before the product.
     at::Tensor q = q_proj(x) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
     at::Tensor out = attention(heads(q), heads(k_proj(x)), heads(v_proj(x)), mask, 1.0);
@@ -58,13 +60,15 @@ class OptDecoderLayerImpl : public torch::nn::Module {
  public:
   OptDecoderLayerImpl(const OptDims& d, DType dtype, const std::string& device)
       : torch::nn::Module("OPTDecoderLayer"), norm_before_(d.norm_before), act_(d.act) {
-    const auto options = at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
+    const auto options =
+        at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
     self_attn = register_module("self_attn", OptAttention(d, dtype, device));
     self_attn_layer_norm =
         register_module("self_attn_layer_norm", LayerNorm(d.hidden, 1e-5, d.affine, options));
     fc1 = register_module("fc1", nn::Linear(d.hidden, d.ffn, d.bias, dtype, device));
     fc2 = register_module("fc2", nn::Linear(d.ffn, d.hidden, d.bias, dtype, device));
-    final_layer_norm = register_module("final_layer_norm", LayerNorm(d.hidden, 1e-5, d.affine, options));
+    final_layer_norm =
+        register_module("final_layer_norm", LayerNorm(d.hidden, 1e-5, d.affine, options));
   }
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask) {
     at::Tensor h = norm_before_ ? x + self_attn(self_attn_layer_norm(x), mask)
@@ -86,20 +90,25 @@ class OptDecoderImpl : public torch::nn::Module {
  public:
   OptDecoderImpl(const OptDims& d, DType dtype, const std::string& device)
       : torch::nn::Module("OPTDecoder") {
-    const auto options = at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
+    const auto options =
+        at::TensorOptions().dtype(to_scalar_type(dtype)).device(c10::Device(device));
     // Registration order is transformers': it decides named_parameters() and so the default skips.
     embed_tokens = register_module("embed_tokens", Embedding(d.vocab, d.word_dim, options));
-    embed_positions = register_module(
-        "embed_positions", Embedding(d.positions + kPositionOffset, d.hidden, options,
-                                     "OPTLearnedPositionalEmbedding"));
+    embed_positions =
+        register_module("embed_positions", Embedding(d.positions + kPositionOffset, d.hidden,
+                                                     options, "OPTLearnedPositionalEmbedding"));
     if (d.word_dim != d.hidden) {
-      project_out = register_module("project_out", nn::Linear(d.hidden, d.word_dim, false, dtype, device));
-      project_in = register_module("project_in", nn::Linear(d.word_dim, d.hidden, false, dtype, device));
+      project_out =
+          register_module("project_out", nn::Linear(d.hidden, d.word_dim, false, dtype, device));
+      project_in =
+          register_module("project_in", nn::Linear(d.word_dim, d.hidden, false, dtype, device));
     }
     if (d.final_norm)
-      final_layer_norm = register_module("final_layer_norm", LayerNorm(d.hidden, 1e-5, d.affine, options));
+      final_layer_norm =
+          register_module("final_layer_norm", LayerNorm(d.hidden, 1e-5, d.affine, options));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < d.layers; ++i) layers->push_back(OptDecoderLayer(d, dtype, device));
+    for (int64_t i = 0; i < d.layers; ++i)
+      layers->push_back(OptDecoderLayer(d, dtype, device));
   }
   Embedding embed_tokens{nullptr}, embed_positions{nullptr};
   nn::Linear project_out{nullptr}, project_in{nullptr};
@@ -141,10 +150,12 @@ class OptModel final : public TransformerModel {
 
   ArchitectureFacts facts() const override {
     ArchitectureFacts f;
-    if (dims_.tied) f.declared_tied.push_back({"lm_head.weight", "model.decoder.embed_tokens.weight"});
+    if (dims_.tied)
+      f.declared_tied.push_back({"lm_head.weight", "model.decoder.embed_tokens.weight"});
     f.output_embedding = "lm_head";
     f.block_container = "model.decoder.layers";
-    f.fused_in_block = {{"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}}};
+    f.fused_in_block = {
+        {"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}}};
     return f;
   }
 
@@ -173,7 +184,8 @@ class OptModel final : public TransformerModel {
 
   at::Tensor run_block(int64_t index, const at::Tensor& hidden) override {
     auto layer = net_->model->decoder->layers->ptr<OptDecoderLayerImpl>(index);
-    return layer->forward(hidden, causal_mask(hidden.size(1), 0, hidden.scalar_type(), hidden.device()));
+    return layer->forward(hidden,
+                          causal_mask(hidden.size(1), 0, hidden.scalar_type(), hidden.device()));
   }
 
   at::Tensor head(const at::Tensor& hidden) override {

@@ -267,7 +267,8 @@ QuantConfig ConfigSchema::validate(const Value& raw, bool allow_unknown) const {
   }
   QuantConfig config(quant_method_, std::move(values), std::move(set_keys), raw.location());
   config.set_ignored_keys(std::move(ignored));
-  for (const auto& normalize : normalizers_) normalize(config);
+  for (const auto& normalize : normalizers_)
+    normalize(config);
   for (const auto& check : checks_)
     check(config);
   return config;

@@ -102,8 +102,8 @@ class EightBitKernel final : public LinearKernel {
     at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
       kernels_.int8_matmul(ca, M, K, cb, first, last, out, N);
     });
-    at::Tensor y = acc.to(at::kFloat) * (row_scale.unsqueeze(1) * scb_.unsqueeze(0)) *
-                   kInverseSquare127;
+    at::Tensor y =
+        acc.to(at::kFloat) * (row_scale.unsqueeze(1) * scb_.unsqueeze(0)) * kInverseSquare127;
     if (outliers.defined()) {
       const at::Tensor w_outliers =
           codes_.index_select(1, outliers).to(at::kFloat) * scb_.unsqueeze(1) * kInverse127;
@@ -140,8 +140,8 @@ class EightBitKernel final : public LinearKernel {
   void quantize(const at::Tensor& value) {
     const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
     if (value.sizes().vec() != expected)
-      fail("weight", "shape " + shape_string(value.sizes().vec()) +
-                         " does not match the layer's " + shape_string(expected));
+      fail("weight", "shape " + shape_string(value.sizes().vec()) + " does not match the layer's " +
+                         shape_string(expected));
     if (!at::isfinite(value).all().item<bool>())
       throw KernelError("layer '" + args_.layer +
                         "' has NaN or infinite weights; fix the checkpoint, or keep the layer in "

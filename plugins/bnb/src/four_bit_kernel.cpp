@@ -1,8 +1,8 @@
 #include "four_bit_kernel.hpp"
 
 #include <cstring>
-#include <vector>
 #include <map>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -26,7 +26,9 @@ constexpr int64_t kMaxGemvRows = 16;
 // Rows of the weight dequantized at a time on the BLAS path (bounded scratch memory).
 constexpr int64_t kTileBytes = 8 << 20;
 
-const char* type_name(QuantType t) { return t == QuantType::NF4 ? "nf4" : "fp4"; }
+const char* type_name(QuantType t) {
+  return t == QuantType::NF4 ? "nf4" : "fp4";
+}
 
 // Per-thread scratch memory reused across calls: a fresh allocation of a few MB every matmul
 // costs more in page faults (~12 us per 4 KiB page on our machines) than the matmul itself.
@@ -54,7 +56,9 @@ class FourBitKernel final : public LinearKernel {
   explicit FourBitKernel(const LinearKernelArgs& args)
       : args_(args), settings_(four_bit_settings(*args.config)), kernels_(cpu_kernels()) {}
 
-  std::string name() const override { return std::string("bnb_") + type_name(settings_.quant_type); }
+  std::string name() const override {
+    return std::string("bnb_") + type_name(settings_.quant_type);
+  }
   std::string quant_method() const override { return "bitsandbytes_4bit"; }
   LinearShape shape() const override { return args_.shape; }
 
@@ -85,8 +89,9 @@ class FourBitKernel final : public LinearKernel {
       out.emplace_back("weight.nested_absmax", weight_.nested_absmax);
       out.emplace_back("weight.nested_quant_map", dynamic_map_signed());
     }
-    out.emplace_back(std::string("weight.quant_state.bitsandbytes__") + type_name(settings_.quant_type),
-                     bytes_tensor(state_json_));
+    out.emplace_back(
+        std::string("weight.quant_state.bitsandbytes__") + type_name(settings_.quant_type),
+        bytes_tensor(state_json_));
     if (bias_.defined()) out.emplace_back("bias", bias_);
     return out;
   }
@@ -127,8 +132,8 @@ class FourBitKernel final : public LinearKernel {
 
   at::Tensor dequantize(DType dtype) const override {
     const int64_t n = args_.shape.in_features * args_.shape.out_features;
-    return dequantize_4bit(weight_.packed, weight_.absmax, n, settings_.blocksize,
-                           table_.data(), kernels_)
+    return dequantize_4bit(weight_.packed, weight_.absmax, n, settings_.blocksize, table_.data(),
+                           kernels_)
         .view({args_.shape.out_features, args_.shape.in_features})
         .to(to_scalar_type(dtype));
   }
@@ -177,9 +182,9 @@ class FourBitKernel final : public LinearKernel {
     for (const char* key : {"weight", "weight.absmax", "weight.quant_map"})
       if (!stored_.count(key)) fail(key, "missing tensor of a bitsandbytes 4-bit layer");
     if (!stored_.count(state_key)) {
-      const std::string other = std::string("weight.quant_state.bitsandbytes__") +
-                                type_name(settings_.quant_type == QuantType::NF4 ? QuantType::FP4
-                                                                                 : QuantType::NF4);
+      const std::string other =
+          std::string("weight.quant_state.bitsandbytes__") +
+          type_name(settings_.quant_type == QuantType::NF4 ? QuantType::FP4 : QuantType::NF4);
       fail(state_key, stored_.count(other)
                           ? "missing; the layer holds a " + other.substr(other.size() - 3) +
                                 " quant state but config.json says bnb_4bit_quant_type " +
@@ -197,16 +202,16 @@ class FourBitKernel final : public LinearKernel {
     const int64_t bs = state.at("blocksize").as_int();
     const std::vector<std::string> type{state.at("quant_type").as_string()};
     if (type.front() != type_name(settings_.quant_type))
-      fail(state_key, "quant state says quant_type " + type.front() +
-                          " but config.json says " + type_name(settings_.quant_type));
+      fail(state_key, "quant state says quant_type " + type.front() + " but config.json says " +
+                          type_name(settings_.quant_type));
     const Value& shape = state.at("shape");
     std::vector<int64_t> dims;
-    for (const auto& d : shape.as_list()) dims.push_back(d.as_int());
+    for (const auto& d : shape.as_list())
+      dims.push_back(d.as_int());
     const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
     if (dims != expected)
-      fail(state_key, "quant state shape " + shape_string(dims) +
-                          " disagrees with the layer's " + shape_string(expected) +
-                          " from config.json");
+      fail(state_key, "quant state shape " + shape_string(dims) + " disagrees with the layer's " +
+                          shape_string(expected) + " from config.json");
     settings_.blocksize = bs;
     const int64_t n = expected[0] * expected[1];
     const int64_t blocks = (n + bs - 1) / bs;
@@ -230,8 +235,8 @@ class FourBitKernel final : public LinearKernel {
       weight_.absmax_codes = absmax.to(at::kByte).contiguous();
       weight_.nested_absmax = stored_.at("weight.nested_absmax").to(at::kFloat).contiguous();
       weight_.nested_offset = static_cast<float>(state.at("nested_offset").as_double());
-      weight_.absmax = dequantize_absmax(weight_.absmax_codes, weight_.nested_absmax,
-                                         weight_.nested_offset);
+      weight_.absmax =
+          dequantize_absmax(weight_.absmax_codes, weight_.nested_absmax, weight_.nested_offset);
     } else {
       weight_.absmax = absmax.to(at::kFloat).contiguous();
     }
@@ -269,8 +274,8 @@ class FourBitKernel final : public LinearKernel {
       return at::matmul(x2, dequantize(DType::F32).t());
     at::Tensor y = at::empty({x2.size(0), N}, at::TensorOptions().dtype(at::kFloat));
     const int64_t rows = std::max<int64_t>(1, kTileBytes / (4 * K));
-    at::Tensor tile = at::from_blob(scratch(rows * K, 1), {rows * K},
-                                    at::TensorOptions().dtype(at::kFloat));
+    at::Tensor tile =
+        at::from_blob(scratch(rows * K, 1), {rows * K}, at::TensorOptions().dtype(at::kFloat));
     for (int64_t r0 = 0; r0 < N; r0 += rows) {
       const int64_t r = std::min(rows, N - r0);
       const int64_t n = r * K;

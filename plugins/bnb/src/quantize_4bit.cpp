@@ -54,7 +54,8 @@ void double_quantize(FourBitWeight& weight) {
   const at::Tensor map = dynamic_map_signed();
   const float* code = map.data_ptr<float>();
   float midpoints[255];
-  for (int i = 0; i < 255; ++i) midpoints[i] = (code[i] + code[i + 1]) / 2.0f;
+  for (int i = 0; i < 255; ++i)
+    midpoints[i] = (code[i] + code[i + 1]) / 2.0f;
 
   const int64_t nested_blocks = (blocks + kNestedBlocksize - 1) / kNestedBlocksize;
   weight.absmax_codes = at::empty({blocks}, at::TensorOptions().dtype(at::kByte));
@@ -66,7 +67,8 @@ void double_quantize(FourBitWeight& weight) {
     const int64_t begin = nb * kNestedBlocksize;
     const int64_t end = std::min(blocks, begin + kNestedBlocksize);
     float m = 0.0f;
-    for (int64_t i = begin; i < end; ++i) m = std::max(m, std::abs(a[i] - weight.nested_offset));
+    for (int64_t i = begin; i < end; ++i)
+      m = std::max(m, std::abs(a[i] - weight.nested_offset));
     nested[nb] = m;
     const float inv = 1.0f / m;
     for (int64_t i = begin; i < end; ++i) {
@@ -78,8 +80,8 @@ void double_quantize(FourBitWeight& weight) {
     }
   }
   weight.nested = true;
-  weight.absmax = dequantize_absmax(weight.absmax_codes, weight.nested_absmax,
-                                    weight.nested_offset);
+  weight.absmax =
+      dequantize_absmax(weight.absmax_codes, weight.nested_absmax, weight.nested_offset);
 }
 
 at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_absmax,
@@ -91,7 +93,8 @@ at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_a
   const uint8_t* c = codes.data_ptr<uint8_t>();
   const float* nested = nested_absmax.data_ptr<float>();
   float* o = out.data_ptr<float>();
-  for (int64_t i = 0; i < blocks; ++i) o[i] = code[c[i]] * nested[i / kNestedBlocksize] + offset;
+  for (int64_t i = 0; i < blocks; ++i)
+    o[i] = code[c[i]] * nested[i / kNestedBlocksize] + offset;
   return out;
 }
 

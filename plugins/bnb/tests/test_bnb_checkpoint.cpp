@@ -33,7 +33,9 @@ const PluginHost& host() {
   return h;
 }
 
-Value yaml(const std::string& text) { return parse_yaml(text, "bnb.yaml"); }
+Value yaml(const std::string& text) {
+  return parse_yaml(text, "bnb.yaml");
+}
 
 LoadedModel quantize_stories(const std::string& config_text) {
   const Value config = yaml(config_text);
@@ -96,7 +98,8 @@ TEST(BnbCheckpoint, SavesTheLayoutTransformersWrites) {
           : "{}",
       "quant_state");
   std::vector<std::string> keys;
-  for (const auto& [k, v] : state.as_map()) keys.push_back(k);
+  for (const auto& [k, v] : state.as_map())
+    keys.push_back(k);
   EXPECT_EQ(keys, (std::vector<std::string>{"quant_type", "blocksize", "dtype", "shape",
                                             "nested_blocksize", "nested_dtype", "nested_offset"}));
   EXPECT_EQ(state.at("shape"), Value::list({172, 64}));
@@ -104,16 +107,16 @@ TEST(BnbCheckpoint, SavesTheLayoutTransformersWrites) {
   const Value config = read_model_config(out.string());
   const Value& q = config.at("quantization_config");
   std::vector<std::string> config_keys;
-  for (const auto& [k, v] : q.as_map()) config_keys.push_back(k);
+  for (const auto& [k, v] : q.as_map())
+    config_keys.push_back(k);
   std::sort(config_keys.begin(), config_keys.end());
-  EXPECT_EQ(config_keys,
-            (std::vector<std::string>{"_load_in_4bit", "_load_in_8bit", "bnb_4bit_compute_dtype",
-                                      "bnb_4bit_quant_storage", "bnb_4bit_quant_type",
-                                      "bnb_4bit_use_double_quant",
-                                      "llm_int8_enable_fp32_cpu_offload",
-                                      "llm_int8_has_fp16_weight", "llm_int8_skip_modules",
-                                      "llm_int8_threshold", "load_in_4bit", "load_in_8bit",
-                                      "quant_method"}));
+  EXPECT_EQ(
+      config_keys,
+      (std::vector<std::string>{
+          "_load_in_4bit", "_load_in_8bit", "bnb_4bit_compute_dtype", "bnb_4bit_quant_storage",
+          "bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "llm_int8_enable_fp32_cpu_offload",
+          "llm_int8_has_fp16_weight", "llm_int8_skip_modules", "llm_int8_threshold", "load_in_4bit",
+          "load_in_8bit", "quant_method"}));
   EXPECT_EQ(q.at("quant_method"), Value("bitsandbytes"));
   EXPECT_EQ(q.at("bnb_4bit_quant_type"), Value("nf4"));
   EXPECT_EQ(q.at("llm_int8_skip_modules"), Value::list({"lm_head"}));  // the linears it kept
@@ -195,7 +198,8 @@ TEST(BnbCheckpoint, AQuantStateShapeThatDisagreesWithConfigJsonIsAnError) {
     const auto at = json.find("[64, 64]");
     ASSERT_NE(at, std::string::npos);
     json.replace(at, 8, "[32, 128]");
-    at::Tensor bytes = at::empty({static_cast<int64_t>(json.size())}, at::TensorOptions().dtype(at::kByte));
+    at::Tensor bytes =
+        at::empty({static_cast<int64_t>(json.size())}, at::TensorOptions().dtype(at::kByte));
     std::memcpy(bytes.data_ptr(), json.data(), json.size());
     t[key] = bytes;
   });

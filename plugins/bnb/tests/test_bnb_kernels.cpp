@@ -53,9 +53,9 @@ TEST_P(EveryIsa, QuantizeAgreesWithTheScalarReferenceOnRandomShapes) {
         ASSERT_TRUE(at::equal(got.packed, want.packed)) << GetParam() << " n=" << n << " bs=" << bs;
         ASSERT_TRUE(at::equal(got.absmax, want.absmax));
         const FourBitCodebook book = codebook(type);
-        ASSERT_TRUE(at::equal(dequantize_4bit(got.packed, got.absmax, n, bs, book.table, k),
-                              dequantize_4bit(want.packed, want.absmax, n, bs, book.table,
-                                              scalar_kernels())));
+        ASSERT_TRUE(at::equal(
+            dequantize_4bit(got.packed, got.absmax, n, bs, book.table, k),
+            dequantize_4bit(want.packed, want.absmax, n, bs, book.table, scalar_kernels())));
       }
 }
 
@@ -64,10 +64,12 @@ TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
   const CpuKernels& k = cpu_kernels(GetParam());
   std::vector<float> values{1.0f};
   const FourBitCodebook book = codebook(QuantType::NF4);
-  for (float t : book.nf4_thresholds) values.push_back(t);
+  for (float t : book.nf4_thresholds)
+    values.push_back(t);
   values.resize(32, 0.0f);
   const at::Tensor x = at::from_blob(values.data(), {32}, at::TensorOptions().dtype(at::kFloat));
-  const FourBitWeight q = quantize_4bit(x, FourBitSettings{QuantType::NF4, false, 32, DType::F32}, k);
+  const FourBitWeight q =
+      quantize_4bit(x, FourBitSettings{QuantType::NF4, false, 32, DType::F32}, k);
   const uint8_t* p = q.packed.data_ptr<uint8_t>();
   for (int i = 1; i <= 15; ++i) {
     const int code = (i % 2 == 0) ? p[i / 2] >> 4 : p[i / 2] & 15;
@@ -82,7 +84,8 @@ TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
       const int64_t N = 48, K = 512;
       const at::Tensor w = randn({N, K}, 11 + bs);
       const at::Tensor x = randn({M, K}, 17 + M);
-      const FourBitWeight q = quantize_4bit(w, FourBitSettings{QuantType::NF4, false, bs, DType::F32}, k);
+      const FourBitWeight q =
+          quantize_4bit(w, FourBitSettings{QuantType::NF4, false, bs, DType::F32}, k);
       const FourBitCodebook book = codebook(QuantType::NF4);
       const at::Tensor dense =
           dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels()).view({N, K});
@@ -99,7 +102,8 @@ TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
     const at::Tensor a = at::randint(-127, 128, {3, K}, gen, at::TensorOptions().dtype(at::kChar));
     const at::Tensor b = at::randint(-127, 128, {7, K}, gen, at::TensorOptions().dtype(at::kChar));
     at::Tensor out = at::zeros({3, 7}, at::TensorOptions().dtype(at::kInt));
-    k.int8_matmul(a.data_ptr<int8_t>(), 3, K, b.data_ptr<int8_t>(), 0, 7, out.data_ptr<int32_t>(), 7);
+    k.int8_matmul(a.data_ptr<int8_t>(), 3, K, b.data_ptr<int8_t>(), 0, 7, out.data_ptr<int32_t>(),
+                  7);
     const at::Tensor want = at::matmul(a.to(at::kLong), b.to(at::kLong).t()).to(at::kInt);
     EXPECT_TRUE(at::equal(out, want)) << GetParam() << " K=" << K;
   }
@@ -109,9 +113,11 @@ INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(available_isas()));
 
 // ---- the LinearKernel objects ---------------------------------------------------------------
 
-QuantConfig config(const std::string& method, std::initializer_list<std::pair<const char*, Value>> keys) {
+QuantConfig config(const std::string& method,
+                   std::initializer_list<std::pair<const char*, Value>> keys) {
   Value raw = Value::map();
-  for (const auto& [k, v] : keys) raw.set(k, v);
+  for (const auto& [k, v] : keys)
+    raw.set(k, v);
   return make_schema(method).validate(raw);
 }
 
@@ -131,16 +137,17 @@ std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Te
 }
 
 TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
-  const QuantConfig cfg = config("bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"},
-                                                        {"bnb_4bit_use_double_quant", true}});
+  const QuantConfig cfg = config(
+      "bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_use_double_quant", true}});
   for (int64_t K : {256, 172}) {  // 172: blocks straddle rows, the dequantize fallback
     const at::Tensor w = randn({96, K}, 3), bias = randn({96}, 4);
     auto kernel = loaded_kernel(cfg, w, bias);
     const at::Tensor dense = kernel->dequantize(DType::F32);
     EXPECT_LT(relative_error(dense, w), 0.12);  // 4-bit NF4 on Gaussian weights
-    for (int64_t M : {1, 7, 16, 17, 200}) {  // GEMV up to 16 rows, tiled BLAS beyond
+    for (int64_t M : {1, 7, 16, 17, 200}) {     // GEMV up to 16 rows, tiled BLAS beyond
       const at::Tensor x = randn({M, K}, 9 + M);
-      const at::Tensor want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
+      const at::Tensor want =
+          at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
       EXPECT_LT(relative_error(kernel->apply(x), want), 1e-5) << "K=" << K << " M=" << M;
     }
     // Leading dimensions and the activation dtype are kept.
@@ -174,7 +181,8 @@ TEST(EightBitKernel, MatchesDequantizedMathWithAndWithoutOutliers) {
     at::Tensor x = randn({5, 128}, 23);
     x.select(1, 7).mul_(20.0);  // a column of outliers (|x| >= 6 in some rows)
     const at::Tensor y = kernel->apply(x);
-    const at::Tensor want = at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
+    const at::Tensor want =
+        at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
     // Int8 activations cost a little precision; the outlier column must not blow it up.
     const double err = relative_error(y, want);
     EXPECT_LT(err, threshold > 0 ? 0.01 : 0.05) << "threshold " << threshold;
@@ -186,8 +194,14 @@ TEST(EightBitKernel, OutlierDecompositionHelpsWithLargeActivations) {
   at::Tensor x = randn({4, 256}, 32);
   x.select(1, 11).mul_(100.0);
   const at::Tensor want = at::linear(x.to(at::kDouble), w.to(at::kDouble));
-  const double with = relative_error(loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 6.0}}), w, at::Tensor())->apply(x), want);
-  const double without = relative_error(loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 0.0}}), w, at::Tensor())->apply(x), want);
+  const double with = relative_error(
+      loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 6.0}}), w, at::Tensor())
+          ->apply(x),
+      want);
+  const double without = relative_error(
+      loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", 0.0}}), w, at::Tensor())
+          ->apply(x),
+      want);
   EXPECT_LT(with, without / 2) << "with " << with << " without " << without;
 }
 

@@ -153,7 +153,10 @@ TEST(BnbKernels, OddSizesPadTheLastNibbleWithTheCodeOfZero) {
     s.quant_type = QuantType::FP4;
     const FourBitWeight fp4 = quantize_4bit(w, s, cpu_kernels(isa));
     EXPECT_EQ(fp4.packed[49][0].item<int64_t>() & 15, 0) << isa;  // FP4 code of +0.0
-    EXPECT_TRUE(same_bytes(nf4.packed, quantize_4bit(w, FourBitSettings{QuantType::NF4, false, 64, DType::F32}, scalar_kernels()).packed));
+    EXPECT_TRUE(same_bytes(
+        nf4.packed,
+        quantize_4bit(w, FourBitSettings{QuantType::NF4, false, 64, DType::F32}, scalar_kernels())
+            .packed));
   }
 }
 

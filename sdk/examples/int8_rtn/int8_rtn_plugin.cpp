@@ -161,7 +161,9 @@ void register_int8_rtn(Registrar& registrar) {
   kernel.quant_method = kMethod;
   kernel.name = "int8_rtn_cpu";
   kernel.device = "cpu";
-  kernel.factory = [](const LinearKernelArgs& args) { return std::make_unique<Int8RtnKernel>(args); };
+  kernel.factory = [](const LinearKernelArgs& args) {
+    return std::make_unique<Int8RtnKernel>(args);
+  };
   registrar.add_linear_kernel(std::move(kernel));
 }
 

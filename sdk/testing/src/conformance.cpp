@@ -76,7 +76,8 @@ double relative_error(const at::Tensor& got, const at::Tensor& want) {
 
 void descriptor_sanity(const PluginUnderTest& p) {
   PluginHost host = host_for(p);
-  for (const auto& r : host.rejected()) ADD_FAILURE() << r.path << ": " << r.message;
+  for (const auto& r : host.rejected())
+    ADD_FAILURE() << r.path << ": " << r.message;
   const PluginInfo* info = nullptr;
   for (const auto& plugin : host.plugins())
     if (plugin.name == p.plugin_name) info = &plugin;
@@ -103,7 +104,8 @@ void config_round_trip(const PluginUnderTest& p) {
   EXPECT_EQ(again.quant_method(), p.quant_method);
   for (const auto& [key, value] : again.values().as_map())
     if (reparsed.contains(key) && config.values().contains(key) && !config.get(key).is_null())
-      EXPECT_EQ(value, config.get(key)) << "key '" << key << "' changed on the way through config.json";
+      EXPECT_EQ(value, config.get(key))
+          << "key '" << key << "' changed on the way through config.json";
   // Unknown keys are refused, naming the key.
   Value bad = p.config;
   bad.set("qplug_conformance_no_such_key", 1);
@@ -148,7 +150,8 @@ LoadedModel quantize(const PluginHost& host, const fs::path& model, const Value&
 
 void skip_list_honoured(const PluginUnderTest& p) {
   PluginHost host = host_for(p);
-  if (requires_calibration(host, p)) GTEST_SKIP() << "calibration methods are checked by their own suites";
+  if (requires_calibration(host, p))
+    GTEST_SKIP() << "calibration methods are checked by their own suites";
   ScratchDir dir;
   const fs::path model = tiny_llama(dir.path);
   const QuantizerHandle probe = host.create_quantizer(host.validate_config(p.config), false);
@@ -168,7 +171,8 @@ void skip_list_honoured(const PluginUnderTest& p) {
 
 void serialization_round_trip(const PluginUnderTest& p) {
   PluginHost host = host_for(p);
-  if (requires_calibration(host, p)) GTEST_SKIP() << "calibration methods are checked by their own suites";
+  if (requires_calibration(host, p))
+    GTEST_SKIP() << "calibration methods are checked by their own suites";
   ScratchDir dir;
   const fs::path model = tiny_llama(dir.path);
   LoadedModel loaded = quantize(host, model, p.config);

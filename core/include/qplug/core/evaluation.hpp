@@ -19,9 +19,9 @@ struct PerplexityOptions {
 
 struct PerplexityResult {
   double perplexity = 0;
-  double mean_nll = 0;         // nats per predicted token
+  double mean_nll = 0;  // nats per predicted token
   int64_t windows = 0;
-  int64_t predictions = 0;     // windows x (seq_len - 1)
+  int64_t predictions = 0;  // windows x (seq_len - 1)
 };
 
 // Non-overlapping windows over `tokens` (a whole corpus tokenized at once, without BOS): window k

@@ -24,14 +24,12 @@ struct CpuKernels {
   // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
   // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
   // first in the high nibble. A partial last block is padded with the code of 0.
-  void (*quantize_4bit)(const float* x, int64_t n, int64_t blocksize,
-                        const FourBitCodebook& book, int64_t first_block, int64_t last_block,
-                        uint8_t* packed, float* absmax);
+  void (*quantize_4bit)(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
+                        int64_t first_block, int64_t last_block, uint8_t* packed, float* absmax);
 
   // out[i] = table[code_i] * absmax[i / blocksize] for blocks [first_block, last_block).
-  void (*dequantize_4bit)(const uint8_t* packed, const float* absmax, int64_t n,
-                          int64_t blocksize, const float* table, int64_t first_block,
-                          int64_t last_block, float* out);
+  void (*dequantize_4bit)(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
+                          const float* table, int64_t first_block, int64_t last_block, float* out);
 
   // Rearranges M inputs of K values (K % 32 == 0) into the order this implementation's GEMV
   // decodes packed nibbles in, so the decode needs no shuffle back to element order. `out` holds

@@ -10,7 +10,9 @@ namespace qplug::bnb {
 
 namespace {
 
-bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 bool has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
@@ -36,7 +38,7 @@ const CpuKernels& cpu_kernels(const std::string& isa) {
 }
 
 const CpuKernels& cpu_kernels() {
-  static const CpuKernels& chosen = [] () -> const CpuKernels& {
+  static const CpuKernels& chosen = []() -> const CpuKernels& {
     if (const char* forced = std::getenv("QPLUG_BNB_ISA")) return cpu_kernels(forced);
     return cpu_kernels(available_isas().back());
   }();

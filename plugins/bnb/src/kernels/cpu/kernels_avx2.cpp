@@ -25,7 +25,9 @@ inline __m256 lookup(const Lut16& lut, __m256i idx) {
   return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(use_high));
 }
 
-inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline __m256 abs_ps(__m256 v) {
+  return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
 
 inline float reduce_max(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -81,10 +83,13 @@ CodeVectors code_vectors(const FourBitCodebook& book) {
   alignas(32) float nf4[16];
   alignas(32) float fp4[8];
   alignas(32) int32_t codes[8];
-  for (int i = 0; i < 15; ++i) nf4[i] = book.nf4_thresholds[i];
+  for (int i = 0; i < 15; ++i)
+    nf4[i] = book.nf4_thresholds[i];
   nf4[15] = INFINITY;
-  for (int i = 0; i < 8; ++i) fp4[i] = i < 7 ? book.fp4_thresholds[i] : INFINITY;
-  for (int i = 0; i < 8; ++i) codes[i] = book.fp4_codes[i];
+  for (int i = 0; i < 8; ++i)
+    fp4[i] = i < 7 ? book.fp4_thresholds[i] : INFINITY;
+  for (int i = 0; i < 8; ++i)
+    codes[i] = book.fp4_codes[i];
   return {{_mm256_load_ps(nf4), _mm256_load_ps(nf4 + 8)},
           _mm256_load_ps(fp4),
           _mm256_load_si256(reinterpret_cast<const __m256i*>(codes))};
@@ -92,8 +97,7 @@ CodeVectors code_vectors(const FourBitCodebook& book) {
 
 inline __m256i codes_of(__m256 y, bool nf4, const CodeVectors& v) {
   if (nf4) return count_above16(y, v.nf4_thresholds);
-  const __m256i negative =
-      _mm256_castps_si256(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ));
+  const __m256i negative = _mm256_castps_si256(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ));
   const __m256i bucket = count_above8(abs_ps(y), v.fp4_thresholds);
   const __m256i code = _mm256_permutevar8x32_epi32(v.fp4_codes, bucket);
   return _mm256_or_si256(code, _mm256_and_si256(negative, _mm256_set1_epi32(8)));
@@ -105,7 +109,8 @@ inline uint32_t pack_pairs(__m256i codes) {
   alignas(32) uint64_t lanes[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), pairs);
   return static_cast<uint32_t>(lanes[0] & 0xFF) | static_cast<uint32_t>(lanes[1] & 0xFF) << 8 |
-         static_cast<uint32_t>(lanes[2] & 0xFF) << 16 | static_cast<uint32_t>(lanes[3] & 0xFF) << 24;
+         static_cast<uint32_t>(lanes[2] & 0xFF) << 16 |
+         static_cast<uint32_t>(lanes[3] & 0xFF) << 24;
 }
 
 void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
@@ -116,13 +121,15 @@ void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCo
     const int64_t count = std::min(n, begin + blocksize) - begin;
     const float* xb = x + begin;
     __m256 vmax = _mm256_setzero_ps();
-    for (int64_t i = 0; i < count; i += 8) vmax = _mm256_max_ps(vmax, abs_ps(load_partial(xb + i, count - i)));
+    for (int64_t i = 0; i < count; i += 8)
+      vmax = _mm256_max_ps(vmax, abs_ps(load_partial(xb + i, count - i)));
     const float m = reduce_max(vmax);
     absmax[b] = m;
     const __m256 inv = _mm256_set1_ps(1.0f / m);  // inf for an all-zero block, as on the GPU
     uint8_t* out = packed + begin / 2;
     for (int64_t i = 0; i < count; i += 8) {
-      const uint32_t bytes = pack_pairs(codes_of(_mm256_mul_ps(load_partial(xb + i, count - i), inv), book.nf4, v));
+      const uint32_t bytes =
+          pack_pairs(codes_of(_mm256_mul_ps(load_partial(xb + i, count - i), inv), book.nf4, v));
       const int64_t valid = std::min<int64_t>(4, (count - i + 1) / 2);
       std::memcpy(out + i / 2, &bytes, static_cast<size_t>(valid));
     }
@@ -145,11 +152,13 @@ ByteTables byte_tables(const float* table) {
   for (int i = 0; i < 16; ++i) {
     uint32_t bits;
     std::memcpy(&bits, &table[i], 4);
-    for (int k = 0; k < 4; ++k) planes[k][i] = static_cast<uint8_t>(bits >> (8 * k));
+    for (int k = 0; k < 4; ++k)
+      planes[k][i] = static_cast<uint8_t>(bits >> (8 * k));
   }
   ByteTables t;
   for (int k = 0; k < 4; ++k)
-    t.byte[k] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(planes[k])));
+    t.byte[k] =
+        _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(planes[k])));
   return t;
 }
 
@@ -157,9 +166,10 @@ inline void decode32(const uint8_t* packed, const ByteTables& t, __m256 out[4]) 
   // The 16 bytes in both lanes; the upper lane shifted right by 4 within each 32-bit word, so
   // after masking it holds the high nibbles (even elements) and the lower lane the low ones (odd
   // elements). Bits shifted in from the next byte are masked away.
-  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed)));
-  const __m256i codes = _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
-                                         _mm256_set1_epi8(15));
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed)));
+  const __m256i codes = _mm256_and_si256(
+      _mm256_srlv_epi32(both, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)), _mm256_set1_epi8(15));
   const __m256i b0 = _mm256_shuffle_epi8(t.byte[0], codes);
   const __m256i b1 = _mm256_shuffle_epi8(t.byte[1], codes);
   const __m256i b2 = _mm256_shuffle_epi8(t.byte[2], codes);
@@ -220,13 +230,15 @@ void gemv_rows(const float* x, int64_t K, const uint8_t* packed, const float* ab
   const int64_t blocks_per_row = K / blocksize;
   for (int64_t o = first_row; o < last_row; ++o) {
     __m256 row[kCount];
-    for (int m = 0; m < kCount; ++m) row[m] = _mm256_setzero_ps();
+    for (int m = 0; m < kCount; ++m)
+      row[m] = _mm256_setzero_ps();
     const uint8_t* row_bytes = packed + o * (K / 2);
     const float* scales = absmax + o * blocks_per_row;
     for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
       // Two accumulators per input so consecutive FMAs do not wait on each other.
       __m256 acc0[kCount], acc1[kCount];
-      for (int m = 0; m < kCount; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
+      for (int m = 0; m < kCount; ++m)
+        acc0[m] = acc1[m] = _mm256_setzero_ps();
       const int64_t e0 = blk * blocksize;
       for (int64_t e = e0; e < e0 + blocksize; e += 32) {
         __m256 w[4];
@@ -243,7 +255,8 @@ void gemv_rows(const float* x, int64_t K, const uint8_t* packed, const float* ab
       for (int m = 0; m < kCount; ++m)
         row[m] = _mm256_fmadd_ps(_mm256_add_ps(acc0[m], acc1[m]), scale, row[m]);
     }
-    for (int m = 0; m < kCount; ++m) y[m * y_stride + o] = reduce_add(row[m]);
+    for (int m = 0; m < kCount; ++m)
+      y[m * y_stride + o] = reduce_add(row[m]);
   }
 }
 
@@ -255,10 +268,18 @@ void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* pac
     const float* x = x_arranged + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
-      case 1: gemv_rows<1>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
-      case 2: gemv_rows<2>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
-      case 3: gemv_rows<3>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
-      default: gemv_rows<4>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride); break;
+      case 1:
+        gemv_rows<1>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        break;
+      case 2:
+        gemv_rows<2>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        break;
+      case 3:
+        gemv_rows<3>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        break;
+      default:
+        gemv_rows<4>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        break;
     }
   }
 }
@@ -268,7 +289,8 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
   for (int64_t r = first_row; r < last_row; ++r) {
     const float* row = w + r * K;
     __m256 vmax = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K; k += 8) vmax = _mm256_max_ps(vmax, abs_ps(load_partial(row + k, K - k)));
+    for (int64_t k = 0; k < K; k += 8)
+      vmax = _mm256_max_ps(vmax, abs_ps(load_partial(row + k, K - k)));
     const float m = reduce_max(vmax);
     scb[r] = m;
     const __m256 factor = _mm256_set1_ps(m > 0.0f ? (1.0f / m) * 127.0f : 0.0f);
@@ -277,7 +299,8 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
       // cvtps_epi32 rounds half to even under the default rounding mode.
       _mm256_store_si256(reinterpret_cast<__m256i*>(q),
                          _mm256_cvtps_epi32(_mm256_mul_ps(load_partial(row + k, K - k), factor)));
-      for (int64_t j = 0; j < 8 && k + j < K; ++j) codes[r * K + k + j] = static_cast<int8_t>(q[j]);
+      for (int64_t j = 0; j < 8 && k + j < K; ++j)
+        codes[r * K + k + j] = static_cast<int8_t>(q[j]);
     }
   }
 }
@@ -291,15 +314,19 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
       __m256i acc = _mm256_setzero_si256();
       int64_t k = 0;
       for (; k + 16 <= K; k += 16) {
-        const __m256i av = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(arow + k)));
-        const __m256i bv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(brow + k)));
+        const __m256i av =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(arow + k)));
+        const __m256i bv =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(brow + k)));
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv));
       }
       alignas(32) int32_t lanes[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
       int32_t sum = 0;
-      for (int32_t lane : lanes) sum += lane;
-      for (; k < K; ++k) sum += int32_t{arow[k]} * int32_t{brow[k]};
+      for (int32_t lane : lanes)
+        sum += lane;
+      for (; k < K; ++k)
+        sum += int32_t{arow[k]} * int32_t{brow[k]};
       out[m * out_stride + o] = sum;
     }
   }
@@ -308,9 +335,9 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels kernels{"avx2",              quantize_4bit,      dequantize_4bit,
-                                  arrange_activations, gemv_4bit,          quantize_int8_rows,
-                                  int8_matmul};
+  static const CpuKernels kernels{
+      "avx2",    quantize_4bit,      dequantize_4bit, arrange_activations,
+      gemv_4bit, quantize_int8_rows, int8_matmul};
   return kernels;
 }
 

@@ -38,10 +38,13 @@ CodeVectors code_vectors(const FourBitCodebook& book) {
   alignas(64) float nf4[16];
   alignas(64) float fp4[16];
   alignas(64) int32_t codes[16];
-  for (int i = 0; i < 15; ++i) nf4[i] = book.nf4_thresholds[i];
+  for (int i = 0; i < 15; ++i)
+    nf4[i] = book.nf4_thresholds[i];
   nf4[15] = INFINITY;
-  for (int i = 0; i < 16; ++i) fp4[i] = i < 7 ? book.fp4_thresholds[i] : INFINITY;
-  for (int i = 0; i < 16; ++i) codes[i] = i < 8 ? book.fp4_codes[i] : 0;
+  for (int i = 0; i < 16; ++i)
+    fp4[i] = i < 7 ? book.fp4_thresholds[i] : INFINITY;
+  for (int i = 0; i < 16; ++i)
+    codes[i] = i < 8 ? book.fp4_codes[i] : 0;
   return {_mm512_load_ps(nf4), _mm512_load_ps(fp4), _mm512_load_si512(codes),
           _mm512_loadu_ps(book.table)};
 }
@@ -57,14 +60,12 @@ inline __m512i codes_of(__m512 y, bool nf4, const CodeVectors& v) {
 
 // 16 codes (int32 lanes) -> 8 bytes, element 2k in the high nibble of byte k.
 inline __m128i pack_pairs(__m512i codes) {
-  const __m512i pairs =
-      _mm512_or_si512(_mm512_slli_epi64(codes, 4), _mm512_srli_epi64(codes, 32));
+  const __m512i pairs = _mm512_or_si512(_mm512_slli_epi64(codes, 4), _mm512_srli_epi64(codes, 32));
   return _mm512_cvtepi64_epi8(_mm512_and_si512(pairs, _mm512_set1_epi64(0xFF)));
 }
 
 inline __mmask16 tail_mask(int64_t count) {
-  return count >= 16 ? static_cast<__mmask16>(0xFFFF)
-                     : static_cast<__mmask16>((1u << count) - 1u);
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
 }
 
 void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
@@ -76,7 +77,8 @@ void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCo
     const float* xb = x + begin;
     __m512 vmax = _mm512_setzero_ps();
     for (int64_t i = 0; i < count; i += 16)
-      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(count - i), xb + i)));
+      vmax =
+          _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(count - i), xb + i)));
     const float m = _mm512_reduce_max_ps(vmax);
     absmax[b] = m;
     const __m512 inv = _mm512_set1_ps(1.0f / m);  // inf for an all-zero block, as on the GPU
@@ -97,7 +99,8 @@ void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int6
                      const float* table, int64_t first_block, int64_t last_block, float* out) {
   const __m512 lut = _mm512_loadu_ps(table);
   // Interleave 16 high-nibble and 16 low-nibble values into element order.
-  const __m512i first_half = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i first_half =
+      _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i second_half =
       _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   for (int64_t b = first_block; b < last_block; ++b) {
@@ -108,7 +111,8 @@ void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int6
     float* dst = out + begin;
     int64_t i = 0;
     for (; i + 32 <= count; i += 32) {
-      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + i / 2)));
+      const __m512i v =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + i / 2)));
       const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
       const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(v, _mm512_set1_epi32(15)), lut);
       _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_permutex2var_ps(hi, first_half, lo), scale));
@@ -137,12 +141,14 @@ void gemv_rows(const float* x_split, int64_t K, const uint8_t* packed, const flo
   const __m512i low_nibble = _mm512_set1_epi32(15);
   for (int64_t o = first_row; o < last_row; ++o) {
     __m512 row[kCount];
-    for (int m = 0; m < kCount; ++m) row[m] = _mm512_setzero_ps();
+    for (int m = 0; m < kCount; ++m)
+      row[m] = _mm512_setzero_ps();
     const uint8_t* row_bytes = packed + o * half;
     const float* row_scales = absmax + o * blocks_per_row;
     for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
       __m512 acc[kCount];
-      for (int m = 0; m < kCount; ++m) acc[m] = _mm512_setzero_ps();
+      for (int m = 0; m < kCount; ++m)
+        acc[m] = _mm512_setzero_ps();
       const int64_t j0 = blk * bytes_per_block;
       for (int64_t j = 0; j < bytes_per_block; j += 16) {
         const __m512i v = _mm512_cvtepu8_epi32(
@@ -156,9 +162,11 @@ void gemv_rows(const float* x_split, int64_t K, const uint8_t* packed, const flo
         }
       }
       const __m512 scale = _mm512_set1_ps(row_scales[blk]);
-      for (int m = 0; m < kCount; ++m) row[m] = _mm512_fmadd_ps(acc[m], scale, row[m]);
+      for (int m = 0; m < kCount; ++m)
+        row[m] = _mm512_fmadd_ps(acc[m], scale, row[m]);
     }
-    for (int m = 0; m < kCount; ++m) y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
+    for (int m = 0; m < kCount; ++m)
+      y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
   }
 }
 
@@ -170,10 +178,18 @@ void gemv_4bit(const float* x_split, int64_t M, int64_t K, const uint8_t* packed
     const float* x = x_split + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
-      case 1: gemv_rows<1>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride); break;
-      case 2: gemv_rows<2>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride); break;
-      case 3: gemv_rows<3>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride); break;
-      default: gemv_rows<4>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride); break;
+      case 1:
+        gemv_rows<1>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
+        break;
+      case 2:
+        gemv_rows<2>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
+        break;
+      case 3:
+        gemv_rows<3>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
+        break;
+      default:
+        gemv_rows<4>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
+        break;
     }
   }
 }
@@ -193,7 +209,8 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
     for (int64_t k = 0; k < K; k += 16) {
       const __mmask16 mask = tail_mask(K - k);
       // cvtps_epi32 rounds half to even under the default rounding mode, like __float2int_rn.
-      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, row + k), factor));
+      const __m512i q =
+          _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, row + k), factor));
       _mm_mask_storeu_epi8(codes + r * K + k, mask, _mm512_cvtsepi32_epi8(q));
     }
   }
@@ -208,12 +225,15 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
       __m512i acc = _mm512_setzero_si512();
       int64_t k = 0;
       for (; k + 32 <= K; k += 32) {
-        const __m512i av = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(arow + k)));
-        const __m512i bv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(brow + k)));
+        const __m512i av =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(arow + k)));
+        const __m512i bv =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(brow + k)));
         acc = _mm512_add_epi32(acc, _mm512_madd_epi16(av, bv));
       }
       int32_t sum = _mm512_reduce_add_epi32(acc);
-      for (; k < K; ++k) sum += int32_t{arow[k]} * int32_t{brow[k]};
+      for (; k < K; ++k)
+        sum += int32_t{arow[k]} * int32_t{brow[k]};
       out[m * out_stride + o] = sum;
     }
   }
@@ -222,9 +242,8 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
 }  // namespace
 
 const CpuKernels& avx512_kernels() {
-  static const CpuKernels kernels{"avx512",        quantize_4bit,      dequantize_4bit,
-                                  arrange_even_odd, gemv_4bit,         quantize_int8_rows,
-                                  int8_matmul};
+  static const CpuKernels kernels{"avx512",  quantize_4bit,      dequantize_4bit, arrange_even_odd,
+                                  gemv_4bit, quantize_int8_rows, int8_matmul};
   return kernels;
 }
 

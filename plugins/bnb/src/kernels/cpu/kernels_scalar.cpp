@@ -11,13 +11,15 @@ namespace {
 uint8_t code_of(float x, const FourBitCodebook& book) {
   if (book.nf4) {
     uint8_t code = 0;
-    for (float t : book.nf4_thresholds) code += x > t;  // NaN: never greater -> 0
+    for (float t : book.nf4_thresholds)
+      code += x > t;  // NaN: never greater -> 0
     return code;
   }
   const uint8_t sign = x < 0 ? 8 : 0;
   const float a = std::fabs(x);
   int bucket = 0;
-  for (float t : book.fp4_thresholds) bucket += a > t;
+  for (float t : book.fp4_thresholds)
+    bucket += a > t;
   return static_cast<uint8_t>(book.fp4_codes[bucket] | sign);
 }
 
@@ -27,7 +29,8 @@ void quantize_4bit(const float* x, int64_t n, int64_t blocksize, const FourBitCo
     const int64_t begin = b * blocksize;
     const int64_t end = std::min(n, begin + blocksize);
     float m = 0.0f;
-    for (int64_t i = begin; i < end; ++i) m = std::fmax(m, std::fabs(x[i]));
+    for (int64_t i = begin; i < end; ++i)
+      m = std::fmax(m, std::fabs(x[i]));
     absmax[b] = m;
     const float inv = 1.0f / m;  // inf for an all-zero block, as on the GPU
     for (int64_t i = begin; i < end; i += 2) {
@@ -79,7 +82,8 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
   for (int64_t r = first_row; r < last_row; ++r) {
     const float* row = w + r * K;
     float m = 0.0f;
-    for (int64_t k = 0; k < K; ++k) m = std::fmax(m, std::fabs(row[k]));
+    for (int64_t k = 0; k < K; ++k)
+      m = std::fmax(m, std::fabs(row[k]));
     scb[r] = m;
     // torch's `127.0 / row_stats` is reciprocal(row_stats) * 127: the same rounding, bit for bit.
     const float factor = m > 0.0f ? (1.0f / m) * 127.0f : 0.0f;
@@ -93,7 +97,8 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
   for (int64_t o = first_row; o < last_row; ++o)
     for (int64_t m = 0; m < M; ++m) {
       int32_t acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
+      for (int64_t k = 0; k < K; ++k)
+        acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
       out[m * out_stride + o] = acc;
     }
 }
@@ -110,9 +115,8 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
 }
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels kernels{"scalar",        quantize_4bit,      dequantize_4bit,
-                                  arrange_even_odd, gemv_4bit,         quantize_int8_rows,
-                                  int8_matmul};
+  static const CpuKernels kernels{"scalar",  quantize_4bit,      dequantize_4bit, arrange_even_odd,
+                                  gemv_4bit, quantize_int8_rows, int8_matmul};
   return kernels;
 }
 

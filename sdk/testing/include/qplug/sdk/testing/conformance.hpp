@@ -44,6 +44,6 @@ bool register_conformance_suite(const std::string& suite, const PluginUnderTest&
 
 }  // namespace qplug::testing
 
-#define QPLUG_CONFORMANCE_SUITE(SUITE, ...)                                            \
-  static const bool qplug_conformance_registered_##SUITE =                             \
+#define QPLUG_CONFORMANCE_SUITE(SUITE, ...)                \
+  static const bool qplug_conformance_registered_##SUITE = \
       ::qplug::testing::register_conformance_suite(#SUITE, __VA_ARGS__)
