@@ -34,7 +34,7 @@ const RejectedLibrary& single_rejection(const PluginHost& host) {
   return host.rejected().front();
 }
 
-Value config(std::initializer_list<std::pair<std::string, Value>> entries) {
+Value config_of(std::initializer_list<std::pair<std::string, Value>> entries) {
   Value v = Value::map();
   for (const auto& [k, val] : entries)
     v.set(k, val);
@@ -146,7 +146,7 @@ TEST(PluginHost, AQuantizerThatThrowsLeavesTheHostUsable) {
   ModelBuildOptions meta;
   meta.device = "meta";
   QuantizerHandle throwing = host.create_quantizer(
-      host.validate_config(config({{"quant_method", "fixture_throws"}})), false);
+      host.validate_config(config_of({{"quant_method", "fixture_throws"}})), false);
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto model = build_model(testing::tiny_llama_config(), meta);
     try {
@@ -162,7 +162,7 @@ TEST(PluginHost, AQuantizerThatThrowsLeavesTheHostUsable) {
     }
   }
   QuantizerHandle good = host.create_quantizer(
-      host.validate_config(config({{"quant_method", "fixture_good"}})), false);
+      host.validate_config(config_of({{"quant_method", "fixture_good"}})), false);
   auto model = build_model(testing::tiny_llama_config(), meta);
   const TargetPlan plan = good.preprocess_model(*model, services);
   EXPECT_EQ(plan.quantized_modules().size(), 14u);  // 7 linears x 2 layers; lm_head is tied
@@ -171,12 +171,38 @@ TEST(PluginHost, AQuantizerThatThrowsLeavesTheHostUsable) {
   EXPECT_TRUE(model->hf_config().contains("quantization_config"));
 }
 
+TEST(PluginHost, ModulePatchesApplyToPreQuantizedLoadsOnly) {
+  PluginHost host(only({"patcher"}));
+  ASSERT_EQ(host.plugins().size(), 1u);
+  EXPECT_EQ(host.plugins()[0].patches, std::vector<std::string>{"LlamaMLP for fixture_patch"});
+  CoreServices services(host);
+  ModelBuildOptions meta;
+  meta.device = "meta";
+  const QuantConfig config = host.validate_config(config_of({{"quant_method", "fixture_patch"}}));
+  auto types_of_mlps = [](const Model& model) {
+    std::vector<std::string> types;
+    for (const auto& m : model.describe().modules)
+      if (m.name.size() > 4 && m.name.compare(m.name.size() - 4, 4, ".mlp") == 0)
+        types.push_back(m.type);
+    return types;
+  };
+  // Quantizing a dense model: no patch.
+  auto fresh = build_model(testing::tiny_llama_config(), meta);
+  host.create_quantizer(config, /*pre_quantized=*/false).preprocess_model(*fresh, services);
+  EXPECT_EQ(types_of_mlps(*fresh), (std::vector<std::string>{"LlamaMLP", "LlamaMLP"}));
+  // Loading a pre-quantized one: every LlamaMLP is replaced on the skeleton, before weights load.
+  auto quantized = build_model(testing::tiny_llama_config(), meta);
+  host.create_quantizer(config, /*pre_quantized=*/true).preprocess_model(*quantized, services);
+  EXPECT_EQ(types_of_mlps(*quantized), (std::vector<std::string>{"PatchedMLP", "PatchedMLP"}));
+  EXPECT_EQ(quantized->describe().find("model.layers.0.mlp.up_proj"), nullptr);
+}
+
 TEST(PluginHost, HandlesOutliveTheHost) {
   std::unique_ptr<QuantizerHandle> handle;
   {
     PluginHost host(only({"good"}));
     handle = std::make_unique<QuantizerHandle>(host.create_quantizer(
-        host.validate_config(config({{"quant_method", "fixture_good"}, {"bits", 4}})), false));
+        host.validate_config(config_of({{"quant_method", "fixture_good"}, {"bits", 4}})), false));
   }
   // The host and its registry handle are gone; the plugin's code must still be there.
   EXPECT_EQ(handle->config().get_int("bits"), 4);
@@ -187,7 +213,7 @@ TEST(PluginHost, HandlesOutliveTheHost) {
 TEST(PluginHost, ValidatesConfigsAgainstThePluginSchema) {
   PluginHost host(only({"good"}));
   try {
-    host.validate_config(config({{"quant_method", "fixture_good"}, {"bits", 3}}));
+    host.validate_config(config_of({{"quant_method", "fixture_good"}, {"bits", 3}}));
     FAIL() << "bits 3 is not allowed";
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.key(), "bits");
@@ -228,33 +254,33 @@ TEST(PluginHost, FindsTheBuiltInPluginsNextToTheCoreLibrary) {
 }
 
 TEST(ResolveQuantMethod, FollowsTransformersDispatch) {
-  EXPECT_EQ(resolve_quant_method(config({{"quant_method", "gptq"}})), "gptq");
-  EXPECT_EQ(resolve_quant_method(config({{"quant_method", "whatever"}, {"load_in_4bit", true}})),
+  EXPECT_EQ(resolve_quant_method(config_of({{"quant_method", "gptq"}})), "gptq");
+  EXPECT_EQ(resolve_quant_method(config_of({{"quant_method", "whatever"}, {"load_in_4bit", true}})),
             "bitsandbytes_4bit");
-  EXPECT_EQ(resolve_quant_method(config({{"load_in_8bit", true}})), "bitsandbytes_8bit");
+  EXPECT_EQ(resolve_quant_method(config_of({{"load_in_8bit", true}})), "bitsandbytes_8bit");
 }
 
 TEST(ResolveQuantMethod, RejectsBadNames) {
   for (const char* bad : {"../libevil", "/tmp/x.so", "GPTQ", "a b", ""}) {
     try {
-      resolve_quant_method(config({{"quant_method", bad}}));
+      resolve_quant_method(config_of({{"quant_method", bad}}));
       FAIL() << bad;
     } catch (const ConfigError& e) {
       EXPECT_EQ(e.key(), "quant_method");
       EXPECT_NE(std::string(e.what()).find("[a-z0-9_-]+"), std::string::npos);
     }
   }
-  EXPECT_THROW(resolve_quant_method(config({{"bits", 4}})), ConfigError);
-  EXPECT_THROW(resolve_quant_method(config({{"quant_method", "bitsandbytes"}})), ConfigError);
-  EXPECT_THROW(resolve_quant_method(config({{"load_in_4bit", true}, {"load_in_8bit", true}})),
+  EXPECT_THROW(resolve_quant_method(config_of({{"bits", 4}})), ConfigError);
+  EXPECT_THROW(resolve_quant_method(config_of({{"quant_method", "bitsandbytes"}})), ConfigError);
+  EXPECT_THROW(resolve_quant_method(config_of({{"load_in_4bit", true}, {"load_in_8bit", true}})),
                ConfigError);
 }
 
 TEST(ConfigPluginDirs, ResolvesRelativeDirsAgainstTheConfigFile) {
-  Value c = config({{"plugin_dirs", Value::list({"plugins", "/abs/dir"})}});
+  Value c = config_of({{"plugin_dirs", Value::list({"plugins", "/abs/dir"})}});
   c.set_location(SourceLocation{std::make_shared<std::string>("/etc/qplug/quant.yaml"), 1, 1});
   EXPECT_EQ(config_plugin_dirs(c), (std::vector<std::string>{"/etc/qplug/plugins", "/abs/dir"}));
-  EXPECT_THROW(config_plugin_dirs(config({{"plugin_dirs", 3}})), ConfigError);
+  EXPECT_THROW(config_plugin_dirs(config_of({{"plugin_dirs", 3}})), ConfigError);
 }
 
 }  // namespace

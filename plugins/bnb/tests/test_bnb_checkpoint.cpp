@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "checkpoint_edit.hpp"
+#include "qplug/core/models.hpp"
+#include "qplug/sdk/linear.hpp"
+#include "vectors.hpp"
 #include "qplug/core/checkpoint.hpp"
 #include "qplug/core/config_file.hpp"
 #include "qplug/core/evaluation.hpp"
@@ -250,6 +253,94 @@ TEST(BnbCheckpoint, ASkipRuleThatMatchesNothingIsAWarning) {
   EXPECT_NE(warnings[0].find("'mpl.down_proj'"), std::string::npos) << warnings[0];
   EXPECT_NE(warnings[0].find("llm_int8_skip_modules[1]"), std::string::npos) << warnings[0];
   EXPECT_EQ(loaded.plan.quantized_modules().size(), 35u);
+}
+
+}  // namespace
+}  // namespace qplug
+
+namespace qplug {
+namespace {
+
+// A one-block Llama whose q_proj has the vectors' shape, saved dense, then quantized by qplug.
+fs::path tiny_quantized(const TempDir& dir, int64_t hidden, int64_t head_dim, const char* config) {
+  Value c = Value::map();
+  c.set("model_type", "llama");
+  c.set("vocab_size", 32);
+  c.set("hidden_size", hidden);
+  c.set("intermediate_size", 128);
+  c.set("num_hidden_layers", 1);
+  c.set("num_attention_heads", 1);
+  c.set("num_key_value_heads", 1);
+  c.set("head_dim", head_dim);
+  c.set("tie_word_embeddings", false);
+  std::unique_ptr<Model> model = build_model(c);
+  init_random_weights(*model, 5);
+  save_model(*model, (dir / "dense").string());
+  const Value quant = yaml(config);
+  LoadOptions load;
+  load.host = &host();
+  load.quant_config = &quant;
+  LoadedModel quantized = load_model((dir / "dense").string(), load);
+  save_model(*quantized.model, (dir / "ours").string());
+  return dir / "ours";
+}
+
+const testing::VectorFile& bnb_vectors() {
+  static const testing::VectorFile file("bnb_4bit_8bit.safetensors");
+  return file;
+}
+
+// Checkpoints written by transformers + bitsandbytes: the vectors hold one layer's tensors exactly
+// as bitsandbytes saved them (its own default-backend codes); put them in a model and load it.
+TEST(BnbCheckpoint, LoadsTheTensorsBitsandbytesWrites) {
+  TempDir dir;
+  const fs::path ours = tiny_quantized(dir, 256, 64, kNf4DoubleQuant);
+  const std::string layer = "model.layers.0.self_attn.q_proj.";
+  testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
+    for (const char* suffix : {"weight", "weight.absmax", "weight.quant_map", "weight.nested_absmax",
+                               "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
+      t[layer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
+  });
+  LoadOptions plain;
+  plain.host = &host();
+  LoadedModel loaded = load_model((dir / "theirs").string(), plain);
+  const at::Tensor weight =
+      loaded.model->find_linear("model.layers.0.self_attn.q_proj")->kernel().dequantize(DType::F32);
+  EXPECT_TRUE(testing::same_bytes(weight, bnb_vectors()["nf4_dq.dequant"]));
+}
+
+TEST(BnbCheckpoint, LoadsTheInt8TensorsBitsandbytesWrites) {
+  TempDir dir;
+  const fs::path ours = tiny_quantized(dir, 128, 32, "load_in_8bit: true\n");
+  const std::string layer = "model.layers.0.self_attn.q_proj.";
+  testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
+    for (const char* suffix : {"weight", "SCB", "weight_format"})
+      t[layer + suffix] = bnb_vectors()[std::string("int8.") + suffix];
+  });
+  LoadOptions plain;
+  plain.host = &host();
+  LoadedModel loaded = load_model((dir / "theirs").string(), plain);
+  const at::Tensor weight =
+      loaded.model->find_linear("model.layers.0.self_attn.q_proj")->kernel().dequantize(DType::F32);
+  EXPECT_TRUE(testing::same_bytes(weight, bnb_vectors()["int8.dequant"]));
+}
+
+TEST(BnbCheckpoint, DequantizesAWholeModelBackToDense) {
+  TempDir dir;
+  LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
+  const at::Tensor ids = at::arange(1, 65, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+  const at::Tensor quantized_logits = loaded.model->forward(ids);
+  CoreServices services(host());
+  loaded.quantizer->dequantize(*loaded.model, DType::F32, services);
+  EXPECT_FALSE(loaded.model->is_quantized());
+  for (const NamedLinear& l : loaded.model->linear_layers()) EXPECT_FALSE(l.layer->is_quantized());
+  // The dense weights are the ones the 4-bit kernel computed with.
+  EXPECT_TRUE(at::allclose(loaded.model->forward(ids), quantized_logits, 1e-4, 1e-4));
+  const fs::path out = dir / "dense";
+  save_model(*loaded.model, out.string());
+  EXPECT_FALSE(read_model_config(out.string()).contains("quantization_config"));
+  EXPECT_EQ(testing::read_tensors(out).at("model.layers.0.mlp.up_proj.weight").scalar_type(),
+            at::kFloat);
 }
 
 }  // namespace
