@@ -725,5 +725,23 @@ TEST(ModelBuild, UnknownModelTypeListsTheSupportedOnes) {
   }
 }
 
+// Every architecture runs in float16 and bfloat16 on the CPU too (LibTorch 1.13 lacks some float16
+// CPU kernels; qplug computes those steps in float32) and agrees with its float32 twin.
+TEST(Models, HalfPrecisionForwardMatchesFloat32) {
+  for (const auto& [name, config] : testing::every_architecture()) {
+    auto reference = testing::random_model(config, 3, 0.05);
+    const at::Tensor ids = testing::random_ids(config.at("vocab_size").as_int(), 1, 12, 4);
+    const at::Tensor want = reference->forward(ids);
+    for (const char* dtype : {"float16", "bfloat16"}) {
+      auto model = testing::random_model(testing::with_dtype(config, dtype), 3, 0.05);
+      ASSERT_EQ(torch_name(model->dtype()), std::string(dtype));
+      const at::Tensor got = model->forward(ids);
+      ASSERT_TRUE(at::isfinite(got).all().item<bool>()) << name << " " << dtype;
+      const double err = ((got - want).norm() / want.norm()).item<double>();
+      EXPECT_LT(err, std::string(dtype) == "float16" ? 0.01 : 0.05) << name << " " << dtype;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qplug

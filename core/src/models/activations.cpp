@@ -17,6 +17,9 @@ std::optional<Activation> activation_from_name(const std::string& name) {
 }
 
 at::Tensor activate(Activation activation, const at::Tensor& x) {
+  // LibTorch 1.13 has no float16 CPU kernels for these: compute in float32, round back.
+  if (x.is_cpu() && x.scalar_type() == at::kHalf)
+    return activate(activation, x.to(at::kFloat)).to(at::kHalf);
   switch (activation) {
     case Activation::GeluNew:
       // transformers' NewGELUActivation, written out as it is (not torch's tanh GELU kernel).

@@ -83,7 +83,15 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps, bool bias, const at::Tenso
   if (bias) add_tensor("bias", at::empty({dim}, options));
 }
 
+// LibTorch 1.13 lacks several float16 CPU kernels (matrix products among them): such tensors are
+// computed in float32 and rounded back.
+bool cpu_half(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kHalf; }
+
 at::Tensor LayerNormImpl::forward(const at::Tensor& x) const {
+  if (cpu_half(x))
+    return at::layer_norm(x.to(at::kFloat), {dim_}, tensor(0).to(at::kFloat),
+                          bias_ ? tensor(1).to(at::kFloat) : at::Tensor(), eps_)
+        .to(at::kHalf);
   return at::layer_norm(x, {dim_}, tensor(0), bias_ ? tensor(1) : at::Tensor(), eps_);
 }
 
@@ -166,6 +174,10 @@ at::Tensor causal_mask(int64_t seq_len, int64_t window, at::ScalarType dtype,
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& mask, double scale) {
+  if (cpu_half(q))
+    return attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), mask.to(at::kFloat),
+                     scale)
+        .to(at::kHalf);
   const int64_t groups = q.size(1) / k.size(1);
   at::Tensor keys = groups == 1 ? k : k.repeat_interleave(groups, 1);
   at::Tensor values = groups == 1 ? v : v.repeat_interleave(groups, 1);

@@ -4,6 +4,7 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 
+#include "models/activations.hpp"
 #include "models/architectures.hpp"
 #include "models/hf_config_reader.hpp"
 #include "models/layers.hpp"
@@ -79,7 +80,9 @@ class LlamaMLPImpl : public torch::nn::Module {
     down_proj = register_module("down_proj",
                                 nn::Linear(d.intermediate, d.hidden, v.mlp_bias, dtype, device));
   }
-  at::Tensor forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+  at::Tensor forward(const at::Tensor& x) {
+    return down_proj(activate(Activation::Silu, gate_proj(x)) * up_proj(x));
+  }
 
   nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };

@@ -54,6 +54,11 @@ class DenseKernel final : public LinearKernel {
   }
 
   at::Tensor apply(const at::Tensor& x) override {
+    // LibTorch 1.13 has no float16 matrix multiply on the CPU: compute those in float32.
+    if (weight_.is_cpu() && weight_.scalar_type() == at::kHalf) {
+      const at::Tensor b = bias_.defined() ? bias_.to(at::kFloat) : at::Tensor();
+      return at::linear(x.to(at::kFloat), weight_.to(at::kFloat), b).to(x.scalar_type());
+    }
     if (x.scalar_type() == weight_.scalar_type()) return at::linear(x, weight_, bias_);
     return at::linear(x.to(weight_.scalar_type()), weight_, bias_).to(x.scalar_type());
   }
