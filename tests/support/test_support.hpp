@@ -5,6 +5,15 @@
 #include <filesystem>
 #include <string>
 
+// SentencePiece is loaded with RTLD_DEEPBIND, which AddressSanitizer refuses: tests that tokenize
+// text skip themselves in sanitizer builds.
+#if defined(__SANITIZE_ADDRESS__)
+#define QPLUG_SKIP_WITHOUT_SENTENCEPIECE() \
+  GTEST_SKIP() << "SentencePiece cannot be loaded under AddressSanitizer"
+#else
+#define QPLUG_SKIP_WITHOUT_SENTENCEPIECE() (void)0
+#endif
+
 namespace qplug::testing {
 
 // ../shared beside the checkout: real models, corpora and upstream vectors.

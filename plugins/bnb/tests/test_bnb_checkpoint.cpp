@@ -127,6 +127,7 @@ TEST(BnbCheckpoint, SavesTheLayoutTransformersWrites) {
 }
 
 TEST(BnbCheckpoint, Int8LayoutAndPerplexity) {
+  QPLUG_SKIP_WITHOUT_SENTENCEPIECE();
   TempDir dir;
   LoadedModel loaded = quantize_stories("load_in_8bit: true\n");
   const fs::path out = save(loaded, dir, "int8");
@@ -144,6 +145,7 @@ TEST(BnbCheckpoint, Int8LayoutAndPerplexity) {
 }
 
 TEST(BnbCheckpoint, ReloadsToTheSameLogitsAndANf4Perplexity) {
+  QPLUG_SKIP_WITHOUT_SENTENCEPIECE();
   TempDir dir;
   LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
   const fs::path out = save(loaded, dir, "nf4");
