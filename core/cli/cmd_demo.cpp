@@ -14,7 +14,9 @@
 
 #include "cli.hpp"
 #include "progress.hpp"
+#include "qplug/core/calibration.hpp"
 #include "qplug/core/evaluation.hpp"
+#include "qplug/core/quantizer_choice.hpp"
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/models.hpp"
 #include "qplug/core/plugin_host.hpp"
@@ -163,6 +165,18 @@ int run_demo(const std::vector<std::string>& argv) {
   at::Tensor reference_logits;
   const double reference_metric = evaluate(*reference.model, &reference_logits);
 
+  // Calibration windows for methods that need them: the evaluation text when there is one
+  // (then from its beginning, as windows of 128), otherwise random tokens.
+  const int64_t vocab = reference.model->hf_config().at("vocab_size").as_int();
+  std::vector<int64_t> calibration_tokens = tokens;
+  if (calibration_tokens.empty()) {
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    const at::Tensor random = at::randint(vocab, {32 * 128}, gen, at::TensorOptions().dtype(at::kLong));
+    calibration_tokens.assign(random.data_ptr<int64_t>(), random.data_ptr<int64_t>() + random.numel());
+  }
+  const CalibrationData calibration =
+      make_calibration_data(calibration_tokens, 32, 128, ppl.bos_id);
+
   std::vector<Row> rows;
   for (const std::string& method : host.quant_methods()) {
     for (const DemoConfig& demo : demo_configs(method)) {
@@ -177,8 +191,13 @@ int run_demo(const std::vector<std::string>& argv) {
         load.quant_config = &demo.config;
         load.services = &services;
         LoadedModel quantized = load_model(model_dir, load);
-        if (!quantized.quantizer)
-          throw UnsupportedError("needs calibration; the demo cannot run it in this build");
+        if (!quantized.quantizer) {
+          // A calibration method: a small calibration set keeps the demo quick.
+          QuantizerHandle handle =
+              choose_quantizer(host, reference.model->hf_config(), &demo.config);
+          quantized.plan = handle.quantize_model(*quantized.model, calibration, services);
+          quantized.quantizer = handle;
+        }
         SaveOptions save;
         save.overwrite = true;
         save.copy_files_from = model_dir;

@@ -5,6 +5,7 @@
 
 #include "cli.hpp"
 #include "progress.hpp"
+#include "qplug/core/calibration.hpp"
 #include "qplug/core/config_file.hpp"
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/plugin_host.hpp"
@@ -78,9 +79,13 @@ int run_quantize(const std::vector<std::string>& argv) {
   if (!loaded.quantizer) {
     // A calibration method: the model loaded dense and is quantized now, block by block.
     QuantizerHandle handle = choose_quantizer(host, hf_config, &config);
-    throw UnsupportedError("quant_method '" + handle.quant_method() +
-                           "' needs calibration, which this build's quantize command cannot run "
-                           "yet");
+    const Value* vocab = hf_config.find("vocab_size");
+    const Value* bos = hf_config.find("bos_token_id");
+    const CalibrationData data = load_calibration_data(
+        handle.calibration_request(), folder, args.get("calibration"),
+        vocab && vocab->is_int() ? vocab->as_int() : 0, bos && bos->is_int() ? bos->as_int() : 1);
+    loaded.plan = handle.quantize_model(*loaded.model, data, services);
+    loaded.quantizer = handle;
   }
   const QuantizerHandle& quantizer = *loaded.quantizer;
   if (!quantizer.is_serializable())

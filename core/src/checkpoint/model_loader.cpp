@@ -7,6 +7,7 @@
 #include "checkpoint/checkpoint_layout.hpp"
 #include "checkpoint/tensor_memory.hpp"
 #include "models/transformer_model.hpp"
+#include "qplug/core/calibration.hpp"
 #include "qplug/core/checkpoint.hpp"
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/models.hpp"
@@ -27,6 +28,10 @@ class QuietServices final : public HostServices {
     if (host_ == nullptr)
       throw UnsupportedError("no plugin host was given, so no '" + method + "' kernel exists");
     return host_->make_linear_kernel(method, args);
+  }
+  void run_block_calibration(Model& model, const TargetPlan& plan, const CalibrationData& data,
+                             BlockCalibration& method) override {
+    qplug::run_block_calibration(model, plan, data, method, *this);
   }
   void progress(const std::string&, int64_t, int64_t) override {}
   void log(LogLevel, const std::string&) override {}

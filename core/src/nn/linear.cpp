@@ -25,6 +25,7 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool bias, DTy
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  if (input_observer_) input_observer_(x);
   return guarded(kernel_owner_, "LinearKernel::apply", [&] { return kernel_->apply(x); });
 }
 

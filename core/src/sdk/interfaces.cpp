@@ -36,7 +36,11 @@ int64_t LinearKernel::bytes() const {
   return total;
 }
 
-// ---- Registrar, HostServices -------------------------------------------------------------------
+// ---- Registrar, HostServices, calibration ------------------------------------------------------
+
+BlockCalibration::~BlockCalibration() = default;
+CalibrationData::CalibrationData(std::vector<std::vector<int64_t>> windows)
+    : windows_(std::move(windows)) {}
 
 Registrar::~Registrar() = default;
 HostServices::~HostServices() = default;
@@ -118,6 +122,8 @@ Value Quantizer::serialized_config(const TargetPlan&) const {
     out.set(key, value);
   return out;
 }
+
+CalibrationRequest Quantizer::calibration_request() const { return {}; }
 
 std::vector<std::pair<std::string, std::string>> Quantizer::extra_files(const TargetPlan&) const {
   return {};

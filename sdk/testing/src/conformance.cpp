@@ -102,10 +102,12 @@ void config_round_trip(const PluginUnderTest& p) {
   const Value reparsed = parse_json(to_json(written), "quantization_config");
   const QuantConfig again = host.validate_config(reparsed, /*allow_unknown=*/true);
   EXPECT_EQ(again.quant_method(), p.quant_method);
-  for (const auto& [key, value] : again.values().as_map())
-    if (reparsed.contains(key) && config.values().contains(key) && !config.get(key).is_null())
+  for (const auto& [key, value] : again.values().as_map()) {
+    if (reparsed.contains(key) && config.values().contains(key) && !config.get(key).is_null()) {
       EXPECT_EQ(value, config.get(key))
           << "key '" << key << "' changed on the way through config.json";
+    }
+  }
   // Unknown keys are refused, naming the key.
   Value bad = p.config;
   bad.set("qplug_conformance_no_such_key", 1);
@@ -154,11 +156,15 @@ void skip_list_honoured(const PluginUnderTest& p) {
     GTEST_SKIP() << "calibration methods are checked by their own suites";
   ScratchDir dir;
   const fs::path model = tiny_llama(dir.path);
-  const QuantizerHandle probe = host.create_quantizer(host.validate_config(p.config), false);
-  const std::string key = probe.targeting_request().skip_key;
-  ASSERT_FALSE(key.empty()) << "the quantizer names no skip-list key";
   Value config = p.config;
-  config.set(key, Value::list({"lm_head", "mlp"}));
+  if (p.skip_mlp_config.is_map()) {
+    for (const auto& [key, value] : p.skip_mlp_config.as_map()) config.set(key, value);
+  } else {
+    const QuantizerHandle probe = host.create_quantizer(host.validate_config(p.config), false);
+    const std::string key = probe.targeting_request().skip_key;
+    ASSERT_FALSE(key.empty()) << "the quantizer names no skip-list key";
+    config.set(key, Value::list({"lm_head", "mlp"}));
+  }
   LoadedModel loaded = quantize(host, model, config);
   int quantized = 0;
   for (const NamedLinear& l : loaded.model->linear_layers()) {

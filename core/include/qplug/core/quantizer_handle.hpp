@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "qplug/sdk/calibration.hpp"
 #include "qplug/sdk/dtype.hpp"
 #include "qplug/sdk/model_description.hpp"
 #include "qplug/sdk/quantizer.hpp"
@@ -22,7 +23,6 @@ namespace qplug {
 
 class Model;
 class HostServices;
-class CalibrationData;
 class Registry;
 
 class QuantizerHandle {
@@ -52,6 +52,10 @@ class QuantizerHandle {
   void postprocess_model(Model& model, HostServices& services) const;
   void quantize(Model& model, const TargetPlan& plan, const CalibrationData& data,
                 HostServices& services) const;
+  // A calibration method on a loaded dense model: preprocess_model, quantize, postprocess_model.
+  TargetPlan quantize_model(Model& model, const CalibrationData& data,
+                            HostServices& services) const;
+  CalibrationRequest calibration_request() const;
   // Back to dense; clears the model's quantization state (HfQuantizer.dequantize).
   void dequantize(Model& model, DType dtype, HostServices& services) const;
 

@@ -22,6 +22,8 @@ class CoreServices final : public HostServices {
                                  const LinearKernelArgs& args) override {
     return host_.make_linear_kernel(quant_method, args);
   }
+  void run_block_calibration(Model& model, const TargetPlan& plan, const CalibrationData& data,
+                             BlockCalibration& method) override;
   void progress(const std::string& task, int64_t done, int64_t total) override {
     if (progress_) progress_(task, done, total);
   }

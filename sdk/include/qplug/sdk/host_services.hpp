@@ -6,9 +6,13 @@
 #include <memory>
 #include <string>
 
+#include "qplug/sdk/calibration.hpp"
 #include "qplug/sdk/linear_kernel.hpp"
+#include "qplug/sdk/targeting.hpp"
 
 namespace qplug {
+
+class Model;
 
 enum class LogLevel { Debug, Info, Warning };
 
@@ -21,6 +25,12 @@ class HostServices {
   // The kernel keeps its plugin loaded for as long as it lives.
   virtual OwnedKernel make_linear_kernel(const std::string& quant_method,
                                          const LinearKernelArgs& args) = 0;
+
+  // Runs the model block by block over the calibration windows, handing the inputs of the
+  // planned layers to `method` group by group and letting it quantize them; each block's outputs
+  // (through its quantized layers) become the next block's inputs.
+  virtual void run_block_calibration(Model& model, const TargetPlan& plan,
+                                     const CalibrationData& data, BlockCalibration& method) = 0;
 
   // Progress of long work: `done` of `total` units of `task` ("block 3/32", "layer q_proj").
   virtual void progress(const std::string& task, int64_t done, int64_t total) = 0;

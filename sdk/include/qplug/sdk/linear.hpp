@@ -4,6 +4,7 @@
 // Python-style `parent._modules[name] = new_module` could not do in C++).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -54,12 +55,18 @@ class LinearImpl : public torch::nn::Module {
 
   void pretty_print(std::ostream& stream) const override;
 
+  // Calibration: called with the layer's input before every forward (null to stop).
+  void set_input_observer(std::function<void(const at::Tensor&)> observer) {
+    input_observer_ = std::move(observer);
+  }
+
  private:
   LinearShape shape_;
   DType dtype_;
   WeightLayout layout_;
   std::shared_ptr<LinearKernel> kernel_;
   std::string kernel_owner_;
+  std::function<void(const at::Tensor&)> input_observer_;
 };
 
 TORCH_MODULE(Linear);

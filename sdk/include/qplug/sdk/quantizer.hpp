@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "qplug/sdk/calibration.hpp"
 #include "qplug/sdk/config.hpp"
 #include "qplug/sdk/dtype.hpp"
 #include "qplug/sdk/model_description.hpp"
@@ -26,7 +27,6 @@ namespace qplug {
 
 class Model;
 class HostServices;
-class CalibrationData;
 
 // What the running process offers, for validate_environment.
 struct Environment {
@@ -76,6 +76,8 @@ class Quantizer {
   // override it (the default throws UnsupportedError).
   virtual void quantize(Model& model, const TargetPlan& plan, const CalibrationData& data,
                         HostServices& services);
+  // Calibration methods: how much data they want and from where (the config's dataset).
+  virtual CalibrationRequest calibration_request() const;
   // Converts every layer this method quantized back to a dense kernel in `dtype`.
   virtual void dequantize(Model& model, DType dtype, HostServices& services);
 

@@ -15,6 +15,8 @@ struct TargetingRequest {
   // user gave none: then the default skips apply, as in transformers.
   std::optional<std::vector<std::string>> skip_modules;
   std::string skip_key;            // the config key they came from, for messages
+  // How to keep an unsupported layer dense, when "add it to <skip_key>" is not the way (GPTQ).
+  std::string skip_hint;
   bool add_default_skips = false;  // defaults even when the user gave a list
   // Only linears inside the block container are candidates (GPTQ, AWQ); lm_head and embeddings
   // are then outside by construction.

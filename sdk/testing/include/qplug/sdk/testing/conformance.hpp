@@ -33,6 +33,9 @@ struct PluginUnderTest {
   // How closely apply() must agree with x dequantize()^T: about float rounding for kernels that
   // compute with the dequantized weight, more for ones that also quantize activations (LLM.int8).
   double dequant_consistency = 1e-4;
+  // A config fragment that keeps every "mlp" layer and lm_head of a Llama in full precision.
+  // Null: the quantizer's skip-list key set to ["lm_head", "mlp"] (a list of rules).
+  Value skip_mlp_config;
   // Rows x columns of the layers the numerics test uses (some formats need multiples of 128).
   int64_t out_features = 128;
   int64_t in_features = 256;

@@ -1,0 +1,106 @@
+// AVX2 + FMA int4 kernels. Compiled with -mavx2 -mfma; only called after the dispatcher checked
+// the processor.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "int4/int4_kernels.hpp"
+
+namespace qplug::int4 {
+
+namespace {
+
+inline __m256 nibble(__m256i words, int k) {
+  return _mm256_cvtepi32_ps(
+      _mm256_and_si256(_mm256_srli_epi32(words, 4 * k), _mm256_set1_epi32(15)));
+}
+
+// 16 outputs (two registers) at a time: one 64-byte cache line of every qweight row.
+template <int kInputs>
+void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y_stride) {
+  const int64_t groups = w.in / w.group_size;
+  __m256 total[kInputs][2];
+  for (int m = 0; m < kInputs; ++m) total[m][0] = total[m][1] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 dot[kInputs][2];
+    float sum[kInputs] = {};
+    for (int m = 0; m < kInputs; ++m) dot[m][0] = dot[m][1] = _mm256_setzero_ps();
+    for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
+      const int32_t* row = w.qweight + r * w.out + o;
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8));
+      for (int k = 0; k < 8; ++k) {
+        const __m256 q0 = nibble(lo, k), q1 = nibble(hi, k);
+        for (int m = 0; m < kInputs; ++m) {
+          const float xv = x[m * w.in + r * 8 + k];
+          const __m256 xb = _mm256_set1_ps(xv);
+          dot[m][0] = _mm256_fmadd_ps(q0, xb, dot[m][0]);
+          dot[m][1] = _mm256_fmadd_ps(q1, xb, dot[m][1]);
+          sum[m] += xv;
+        }
+      }
+    }
+    const float* s = w.scales + g * w.out + o;
+    const float* zs = w.zero_scales + g * w.out + o;
+    for (int m = 0; m < kInputs; ++m)
+      for (int h = 0; h < 2; ++h)
+        total[m][h] = _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(sum[m]),
+                                       _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), dot[m][h],
+                                                       total[m][h]));
+  }
+  for (int m = 0; m < kInputs; ++m) {
+    _mm256_storeu_ps(y + m * y_stride + o, total[m][0]);
+    _mm256_storeu_ps(y + m * y_stride + o + 8, total[m][1]);
+  }
+}
+
+void gemv_scalar_column(const Int4View& w, const float* x, int64_t M, int64_t o, float* y,
+                        int64_t y_stride) {
+  int4_scalar().gemv(w, x, M, o, o + 1, y, y_stride);
+}
+
+void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
+          int64_t y_stride) {
+  int64_t o = first;
+  for (; o + 16 <= last; o += 16)
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+      const float* xm = x + m0 * w.in;
+      float* ym = y + m0 * y_stride;
+      switch (std::min<int64_t>(4, M - m0)) {
+        case 1: gemv_tile<1>(w, xm, o, ym, y_stride); break;
+        case 2: gemv_tile<2>(w, xm, o, ym, y_stride); break;
+        case 3: gemv_tile<3>(w, xm, o, ym, y_stride); break;
+        default: gemv_tile<4>(w, xm, o, ym, y_stride); break;
+      }
+    }
+  for (; o < last; ++o) gemv_scalar_column(w, x, M, o, y, y_stride);
+}
+
+void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, float* out) {
+  for (int64_t j = first_in; j < last_in; ++j) {
+    const int64_t g = j / w.group_size;
+    const int32_t* row = w.qweight + (j / 8) * w.out;
+    const int shift = static_cast<int>(4 * (j % 8));
+    const float* s = w.scales + g * w.out;
+    const float* zs = w.zero_scales + g * w.out;
+    int64_t o = 0;
+    for (; o + 8 <= w.out; o += 8) {
+      const __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(
+          _mm256_srli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + o)), shift),
+          _mm256_set1_epi32(15)));
+      _mm256_storeu_ps(out + j * w.out + o,
+                       _mm256_fmsub_ps(_mm256_loadu_ps(s + o), q, _mm256_loadu_ps(zs + o)));
+    }
+    for (; o < w.out; ++o)
+      out[j * w.out + o] = s[o] * static_cast<float>((row[o] >> shift) & 15) - zs[o];
+  }
+}
+
+}  // namespace
+
+const Int4Kernels& int4_avx2() {
+  static const Int4Kernels k{"avx2", gemv, dequantize_t};
+  return k;
+}
+
+}  // namespace qplug::int4

@@ -1,0 +1,47 @@
+// Portable reference implementations of the int4 kernels.
+#include "int4/int4_kernels.hpp"
+
+namespace qplug::int4 {
+
+namespace {
+
+void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
+          int64_t y_stride) {
+  const int64_t groups = w.in / w.group_size;
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xm = x + m * w.in;
+    for (int64_t o = first; o < last; ++o) {
+      float total = 0.0f;
+      for (int64_t g = 0; g < groups; ++g) {
+        float dot = 0.0f, sum = 0.0f;
+        for (int64_t j = g * w.group_size; j < (g + 1) * w.group_size; ++j) {
+          const int32_t word = w.qweight[(j / 8) * w.out + o];
+          dot += xm[j] * static_cast<float>((word >> (4 * (j % 8))) & 15);
+          sum += xm[j];
+        }
+        total += w.scales[g * w.out + o] * dot - w.zero_scales[g * w.out + o] * sum;
+      }
+      y[m * y_stride + o] = total;
+    }
+  }
+}
+
+void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, float* out) {
+  for (int64_t j = first_in; j < last_in; ++j) {
+    const int64_t g = j / w.group_size;
+    for (int64_t o = 0; o < w.out; ++o) {
+      const int32_t word = w.qweight[(j / 8) * w.out + o];
+      const float q = static_cast<float>((word >> (4 * (j % 8))) & 15);
+      out[j * w.out + o] = w.scales[g * w.out + o] * q - w.zero_scales[g * w.out + o];
+    }
+  }
+}
+
+}  // namespace
+
+const Int4Kernels& int4_scalar() {
+  static const Int4Kernels k{"scalar", gemv, dequantize_t};
+  return k;
+}
+
+}  // namespace qplug::int4

@@ -1,0 +1,117 @@
+#include "int4/int4_weight.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <qplug/sdk/errors.hpp>
+
+#include "packing.hpp"
+
+namespace qplug::int4 {
+
+namespace {
+// Batches up to this many rows take the fused GEMV; larger ones dequantize tiles for BLAS.
+constexpr int64_t kMaxGemvRows = 16;
+constexpr int64_t kTileBytes = 8 << 20;
+
+float* scratch(int64_t floats) {
+  // Reused across calls: fresh megabytes per matmul cost more in page faults than the math.
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
+}
+}  // namespace
+
+bool Int4Weight::supports(int64_t in_features, int64_t groups) {
+  return groups > 0 && in_features % groups == 0 && (in_features / groups) % 8 == 0;
+}
+
+Int4Weight::Int4Weight(const at::Tensor& qweight, const at::Tensor& zeros, const at::Tensor& scales,
+                       const at::Tensor& g_idx)
+    : in_(qweight.size(0) * 8), out_(qweight.size(1)) {
+  const int64_t groups = scales.size(0);
+  if (!supports(in_, groups))
+    throw KernelError("int4 kernel: " + std::to_string(in_) + " inputs do not split into " +
+                      std::to_string(groups) + " groups of a multiple of 8");
+  group_size_ = in_ / groups;
+  const at::Tensor gidx = g_idx.to(at::kLong);
+  const at::Tensor natural = at::arange(in_, at::TensorOptions().dtype(at::kLong)) / group_size_;
+  if (at::equal(gidx, natural)) {
+    qweight_ = qweight.contiguous();
+  } else {
+    // Act-order: sort the inputs by group (stable, so each group keeps its checkpoint order) and
+    // repack the rows in that order.
+    order_ = std::get<1>(gidx.sort(/*stable=*/true, 0, /*descending=*/false));
+    const at::Tensor counts = at::bincount(gidx, {}, groups);
+    if (!at::all(counts == group_size_).item<bool>())
+      throw KernelError("int4 kernel: g_idx does not put " + std::to_string(group_size_) +
+                        " inputs in every group");
+    const at::Tensor codes = packing::unpack_gptq_qweight(qweight, 4, in_);  // [out, in]
+    qweight_ = packing::pack_gptq_qweight(codes.index_select(1, order_).contiguous(), 4);
+  }
+  scales_ = scales.to(at::kFloat).contiguous();
+  zero_scales_ = (zeros.to(at::kFloat).t() * scales_).contiguous();
+}
+
+Int4View Int4Weight::view() const {
+  Int4View v;
+  v.qweight = qweight_.data_ptr<int32_t>();
+  v.scales = scales_.data_ptr<float>();
+  v.zero_scales = zero_scales_.data_ptr<float>();
+  v.in = in_;
+  v.out = out_;
+  v.group_size = group_size_;
+  return v;
+}
+
+at::Tensor Int4Weight::arrange(const at::Tensor& x) const {
+  const at::Tensor c = x.to(at::kFloat).contiguous();
+  return order_.defined() ? c.index_select(1, order_).contiguous() : c;
+}
+
+at::Tensor Int4Weight::matmul(const at::Tensor& x) const {
+  const at::Tensor xs = arrange(x);
+  const int64_t M = xs.size(0);
+  at::Tensor y = at::empty({M, out_}, at::TensorOptions().dtype(at::kFloat));
+  const Int4View w = view();
+  const Int4Kernels& k = int4_kernels();
+  if (M <= kMaxGemvRows) {
+    const float* xp = xs.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    // Work in whole tiles of 16 outputs per task.
+    at::parallel_for(0, (out_ + 15) / 16, 8, [&](int64_t first, int64_t last) {
+      k.gemv(w, xp, M, first * 16, std::min(out_, last * 16), yp, out_);
+    });
+    return y;
+  }
+  // Larger batches: dequantize W^T a tile of input rows at a time and accumulate with BLAS.
+  const int64_t rows = std::max<int64_t>(group_size_, (kTileBytes / (4 * out_)) / 8 * 8);
+  at::Tensor tile = at::from_blob(scratch(rows * out_), {rows, out_}, at::TensorOptions().dtype(at::kFloat));
+  y.zero_();
+  for (int64_t j0 = 0; j0 < in_; j0 += rows) {
+    const int64_t r = std::min(rows, in_ - j0);
+    float* base = tile.data_ptr<float>() - j0 * out_;  // dequantize_t writes at row index j
+    at::parallel_for(j0, j0 + r, 64,
+                     [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, base); });
+    y.addmm_(xs.narrow(1, j0, r), tile.narrow(0, 0, r));
+  }
+  return y;
+}
+
+at::Tensor Int4Weight::dequantize() const {
+  at::Tensor wt = at::empty({in_, out_}, at::TensorOptions().dtype(at::kFloat));
+  const Int4View w = view();
+  const Int4Kernels& k = int4_kernels();
+  float* out = wt.data_ptr<float>();
+  at::parallel_for(0, in_, 64, [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, out); });
+  at::Tensor dense = wt.t();  // [out, in] in kernel order
+  if (!order_.defined()) return dense.contiguous();
+  at::Tensor restored = at::empty({out_, in_}, at::TensorOptions().dtype(at::kFloat));
+  restored.index_copy_(1, order_, dense);
+  return restored;
+}
+
+}  // namespace qplug::int4
