@@ -79,7 +79,9 @@ check "generate continues the prompt" grep -q "^Once upon a time, there was a li
 
 # ---- the main job -------------------------------------------------------------------------
 run 0 "$work/demo.txt" "$work/e" demo
-check "demo reloads every method identically" test "$(grep -c identical "$work/demo.txt")" -eq 3
+# One row per method: bnb nf4, bnb fp4, LLM.int8 and GPTQ.
+check "demo reloads every method identically" test "$(grep -c identical "$work/demo.txt")" -eq 4
+check "demo reports no reload that differs" sh -c "! grep -q DIFFERS '$work/demo.txt'"
 
 echo "$pass passed, $failures failed"
 [ "$failures" -eq 0 ]

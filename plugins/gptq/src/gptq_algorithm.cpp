@@ -53,8 +53,9 @@ bool all_finite(const at::Tensor& t) {
   const float* p = t.data_ptr<float>();
   const int64_t n = t.numel();
   bool finite = true;
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     finite &= std::fabs(p[i]) <= std::numeric_limits<float>::max();
+  }
   return finite;
 }
 
@@ -209,15 +210,27 @@ void check_shapes(const at::Tensor& weight, const at::Tensor& hessian) {
 
 // Columns no calibration input ever reached (diag(H) == 0) cannot be informed by H: the reference
 // sets H[d,d] = 1 and W[:, d] = 0, so they quantize to zero and take no part in error feedback.
-void zero_dead_columns(at::Tensor& wt, at::Tensor& h) {
+// This zeroes W's and returns the columns; H's diagonal is fixed on copies (the caller's H is
+// never written).
+std::vector<int64_t> zero_dead_columns(at::Tensor& wt, const at::Tensor& h) {
   const int64_t cols = h.size(0), rows = wt.size(1);
-  float* hp = h.data_ptr<float>();
+  const float* hp = h.data_ptr<float>();
   float* wp = wt.data_ptr<float>();
+  std::vector<int64_t> dead;
   for (int64_t d = 0; d < cols; ++d) {
     if (hp[d * cols + d] != 0) continue;
-    hp[d * cols + d] = 1;
+    dead.push_back(d);
     std::fill(wp + d * rows, wp + (d + 1) * rows, 0.0f);
   }
+  return dead;
+}
+
+// diag(H) with the dead columns' entries set to 1, as the reference's H has it after step 3.
+at::Tensor live_diagonal(const at::Tensor& h, const std::vector<int64_t>& dead) {
+  at::Tensor diag = at::diag(h);
+  for (int64_t d : dead)
+    diag.data_ptr<float>()[d] = 1;
+  return diag;
 }
 
 struct InverseFactor {
@@ -226,14 +239,20 @@ struct InverseFactor {
   int retries;
 };
 
-// chol(H + damp*mean(diag H)*I) -> cholesky_inverse -> upper chol, as gptq.py does it. When a
-// factorization fails, the dampening grows by GPTQModel's auto increment, always applied to the
-// undamped H, until it reaches 1.
-InverseFactor upper_inverse_factor(const at::Tensor& h, double percdamp) {
-  const at::Tensor mean = at::mean(at::diag(h));
+// chol(H + damp*mean(diag H)*I) -> cholesky_inverse -> upper chol, as gptq.py does it, with the
+// dead columns (positions in h's order) set to H[d,d] = 1 first. When a factorization fails, the
+// dampening grows by GPTQModel's auto increment, always applied to the undamped H, until it
+// reaches 1.
+InverseFactor upper_inverse_factor(const at::Tensor& h, const std::vector<int64_t>& dead,
+                                   double percdamp) {
+  at::Tensor live = h.clone();
+  const int64_t cols = live.size(0);
+  for (int64_t d : dead)
+    live.data_ptr<float>()[d * cols + d] = 1;
+  const at::Tensor mean = at::mean(at::diag(live));
   int retries = 0;
   for (double damp = percdamp; damp < 1.0; damp += kDampIncrement, ++retries) {
-    at::Tensor damped = h.clone();
+    at::Tensor damped = live.clone();
     damped.diagonal().add_(at::mul(mean, damp));
     at::Tensor lower, info;
     std::tie(lower, info) = at::linalg_cholesky_ex(damped, /*upper=*/false);
@@ -312,14 +331,16 @@ void solve_chunk(const Block& b, int64_t r0, float* err) {
     const float* u_col = b.u1t + i * b.count;  // U1[0 .. count, i]
     Vec8 w[kVecs];
     const float* w_in = b.wt + column * b.rows + r0;
-    for (int64_t v = 0; v < kVecs; ++v)
+    for (int64_t v = 0; v < kVecs; ++v) {
       w[v] = load8(w_in + 8 * v);
+    }
     for (int64_t p = 0; p < i; ++p) {
       const Vec8 u = splat(u_col[p]);
       const float* e = err + p * kRowChunk;
 #pragma GCC unroll 8
-      for (int64_t v = 0; v < kVecs; ++v)
+      for (int64_t v = 0; v < kVecs; ++v) {
         w[v] -= load8(e + 8 * v) * u;
+      }
     }
 
     const int64_t g = b.group_of[column];
@@ -341,8 +362,9 @@ void solve_chunk(const Block& b, int64_t r0, float* err) {
       store8(e_own + 8 * v, e);
       store8(e_out + 8 * v, e);
       const Vec8i code = __builtin_convertvector(c, Vec8i);
-      for (int k = 0; k < 8; ++k)
+      for (int k = 0; k < 8; ++k) {
         code_out[8 * v + k] = static_cast<uint8_t>(code[k]);
+      }
     }
   }
 }
@@ -351,8 +373,9 @@ void solve_block(const Block& b) {
   const int64_t chunks = b.rows / kRowChunk;
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> err(b.count * kRowChunk);
-    for (int64_t c = begin; c < end; ++c)
+    for (int64_t c = begin; c < end; ++c) {
       solve_chunk(b, c * kRowChunk, err.data());
+    }
   });
 }
 
@@ -372,8 +395,9 @@ at::Tensor make_g_idx(int64_t cols, int64_t gs, bool by_position, const at::Tens
   at::Tensor g_idx = at::empty({cols}, at::kInt);
   int32_t* out = g_idx.data_ptr<int32_t>();
   const int64_t* inv = by_position ? invperm.data_ptr<int64_t>() : nullptr;
-  for (int64_t j = 0; j < cols; ++j)
+  for (int64_t j = 0; j < cols; ++j) {
     out[j] = static_cast<int32_t>((inv ? inv[j] : j) / gs);
+  }
   return g_idx;
 }
 
@@ -462,8 +486,8 @@ GptqResult quantize_layer(const at::Tensor& weight, at::Tensor hessian, const Gp
 
   at::Tensor wt = at::zeros({cols, padded}, at::kFloat);
   wt.narrow(1, 0, rows).copy_(weight.t());
-  at::Tensor h = hessian.to(at::kFloat).contiguous();
-  hessian = at::Tensor();  // consumed: h may share its storage
+  at::Tensor h = hessian.to(at::kFloat).contiguous();  // may share the caller's storage: read only
+  hessian = at::Tensor();
   if (!all_finite(wt)) fail("the weight " + shape_of(weight) + " contains NaN or Inf");
   if (!all_finite(h)) {
     fail("the Hessian contains NaN or Inf (were the calibration activations finite?)");
@@ -473,7 +497,7 @@ GptqResult quantize_layer(const at::Tensor& weight, at::Tensor hessian, const Gp
                    padded};
   // Per-channel parameters come from W before its dead columns are zeroed (reference order).
   if (!grouped) find_params(wt, 0, cols, grid, table, 0);
-  zero_dead_columns(wt, h);
+  std::vector<int64_t> dead = zero_dead_columns(wt, h);
   if (static_groups) {
     for (int64_t g = 0; g < groups; ++g) {
       find_params(wt, g * gs, std::min((g + 1) * gs, cols), grid, table, g);
@@ -482,13 +506,15 @@ GptqResult quantize_layer(const at::Tensor& weight, at::Tensor hessian, const Gp
 
   at::Tensor perm, invperm;
   if (o.act_order) {
-    perm = at::argsort(at::diag(h), /*dim=*/0, /*descending=*/true);
+    perm = at::argsort(live_diagonal(h, dead), /*dim=*/0, /*descending=*/true);
     wt = wt.index_select(0, perm);
     h = h.index_select(0, perm).index_select(1, perm);
     invperm = at::argsort(perm);
+    for (int64_t& d : dead)
+      d = invperm[d].item<int64_t>();
   }
 
-  InverseFactor factor = upper_inverse_factor(h, o.percdamp);
+  InverseFactor factor = upper_inverse_factor(h, dead, o.percdamp);
   h = at::Tensor();
   const at::Tensor& u = factor.u;
   const std::vector<int64_t> group_of = groups_by_position(cols, gs, static_groups, perm);

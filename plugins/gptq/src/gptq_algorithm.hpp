@@ -4,8 +4,9 @@
 // Every reference quirk is kept, because checkpoints made here must be interchangeable with theirs:
 // the per-channel fallback parameters are taken before dead columns are zeroed, group parameters
 // are found from the "stale" global W when group_size < blocksize, act-order ties follow torch's
-// argsort, and the dampening, Cholesky chain and trailing block updates are the same LibTorch
-// calls, so on the same BLAS the result is bit-identical to the reference.
+// argsort, and the dampening and Cholesky chain are the same LibTorch calls. With the BLAS/LAPACK
+// the reference vectors were made with (netlib's), the result is bit-identical to gptq.py's; an
+// optimized BLAS rounds differently in the last bits, which can flip a code that sat on a tie.
 #pragma once
 
 #include <cstdint>
@@ -59,9 +60,10 @@ class HessianAccumulator {
   mutable bool upper_stale_ = false;
 };
 
-// Quantizes weight [rows, cols] (any floating dtype) with the Hessian [cols, cols] (converted to
-// float32 and overwritten). Throws KernelError for bad shapes or options, NaN/Inf inputs, or a
-// Hessian that no dampening below 1.0 makes positive definite.
+// Quantizes weight [rows, cols] (any floating dtype) with the Hessian [cols, cols] (any floating
+// dtype; taken by value so that it can be moved in, and never written to, so passing
+// HessianAccumulator::hessian() is safe). Throws KernelError for bad shapes or options, NaN/Inf
+// inputs, or a Hessian that no dampening below 1.0 makes positive definite.
 GptqResult quantize_layer(const at::Tensor& weight, at::Tensor hessian, const GptqOptions& options);
 
 }  // namespace qplug::gptq

@@ -1,12 +1,15 @@
-// The GPTQ solver against the IST-DASLab / AutoGPTQ reference run (gptq_ist_run.safetensors), plus
-// the corner cases the reference handles in its own way: dead columns, non-positive-definite
-// Hessians, v1's zero >= 1 constraint, and the bit widths the vectors do not cover.
+// The GPTQ solver against the IST-DASLab / AutoGPTQ reference run (gptq_ist_run.safetensors) and
+// against a line-by-line port of gptq.py on odd shapes, plus the corner cases the reference handles
+// in its own way: dead columns, non-positive-definite Hessians, v1's zero >= 1 constraint, the MSE
+// search, and the bit widths the vectors do not cover.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -84,8 +87,9 @@ struct ReferenceData {
 
   ReferenceData() {
     HessianAccumulator acc(kCols);
-    for (int64_t b = 0; b < x.size(0); ++b)
+    for (int64_t b = 0; b < x.size(0); ++b) {
       acc.add_batch(x.narrow(0, b, 1));
+    }
     h = acc.hessian().clone();
     samples = acc.samples();
   }
@@ -318,7 +322,9 @@ TEST(GptqCorners, DeadColumnsQuantizeToZeroAndDoNotSetGroupRanges) {
     o.sym = false;
     o.act_order = true;
     o.static_groups = static_groups;
-    const GptqResult r = quantize_layer(layer.w, layer.h.clone(), o);
+    const at::Tensor h = layer.h.clone();
+    const GptqResult r = quantize_layer(layer.w, h, o);
+    EXPECT_TRUE(at::equal(h, layer.h)) << "the caller's Hessian was written to";
     EXPECT_TRUE(at::all(r.q.select(1, DeadColumnLayer::dead) == 0).item<bool>());
     // The column was zeroed before any group parameters were found, so 100 is in no range.
     EXPECT_LT(r.scale.max().item<float>(), 1.0f);
@@ -653,8 +659,9 @@ TEST(GptqTiming, PrintsHessianAndSolveTimes) {
 
   HessianAccumulator acc(n);
   auto start = std::chrono::steady_clock::now();
-  for (int64_t b = 0; b < batches; ++b)
+  for (int64_t b = 0; b < batches; ++b) {
     acc.add_batch(x[b]);
+  }
   const double batches_s = seconds_since(start);
   start = std::chrono::steady_clock::now();
   const at::Tensor h = acc.hessian().clone();  // the one-off mirror of the lower triangle

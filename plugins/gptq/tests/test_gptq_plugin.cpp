@@ -188,8 +188,9 @@ TEST(GptqStories3M, BeatsRoundToNearestAndReloadsToTheSameModel) {
   EXPECT_EQ(quantize_config.at("sym"), Value(false));
 }
 
-// A model whose k_proj holds the tensors AutoGPTQ's QuantLinear.pack wrote for the vectors
-// (act-order g_idx, v1 zeros): it dequantizes to the vectors' W exactly.
+// A model whose k_proj holds the tensors AutoGPTQ's QuantLinear.pack wrote for the vectors: every
+// width (2/3/4/8 bits), act-order g_idx, v1 zeros and GPTQModel's v2 zeros. Each dequantizes to
+// the vectors' W exactly.
 TEST(GptqCheckpoint, LoadsTheTensorsAutoGptqWrites) {
   TempDir dir;
   Value c = Value::map();
@@ -204,24 +205,42 @@ TEST(GptqCheckpoint, LoadsTheTensorsAutoGptqWrites) {
   auto dense = build_model(c);
   init_random_weights(*dense, 3);
   save_model(*dense, (dir / "dense").string());
-  LoadedModel rtn = quantize(dir / "dense", "quant_method: gptq\nrtn: true\nsym: false\ndesc_act: false\n");
-  SaveOptions save;
-  save.extra_files = rtn.quantizer->extra_files(rtn.plan);
-  save_model(*rtn.model, (dir / "ours").string(), save);
   const testing::VectorFile vectors("gptq_awq_pack.safetensors");
-  for (const char* tag : {"gptq_b4_g128_act", "gptq_b4_g128_noact", "gptq_b4_g128_act_sym"}) {
-    const fs::path theirs = dir / tag;
-    testing::copy_checkpoint(dir / "ours", theirs, [&](testing::TensorMap& t) {
-      for (const char* suffix : {"qweight", "qzeros", "scales", "g_idx"})
-        t[std::string("model.layers.0.self_attn.k_proj.") + suffix] =
-            vectors[std::string(tag) + "." + suffix];
+  struct Case {
+    const char* tag;
+    int bits;
+    bool v2;
+  };
+  for (const Case& k : {Case{"gptq_b4_g128_act", 4, false}, Case{"gptq_b4_g128_noact", 4, false},
+                        Case{"gptq_b4_g128_act_sym", 4, false}, Case{"gptq_b4_g128_act", 4, true},
+                        Case{"gptq_b2_g128_act", 2, false}, Case{"gptq_b3_g128_act", 3, false},
+                        Case{"gptq_b8_g128_noact", 8, true}}) {
+    const std::string name = std::string(k.tag) + (k.v2 ? "_v2" : "_v1");
+    // The other layers: round-to-nearest in the same width and format.
+    LoadedModel rtn = quantize(dir / "dense", "quant_method: gptq\nrtn: true\nsym: false\nbits: " +
+                                                  std::to_string(k.bits) + "\nformat: " +
+                                                  (k.v2 ? "gptq_v2" : "gptq") + "\n");
+    SaveOptions save;
+    save.extra_files = rtn.quantizer->extra_files(rtn.plan);
+    save_model(*rtn.model, (dir / ("ours_" + name)).string(), save);
+    const fs::path theirs = dir / name;
+    testing::copy_checkpoint(dir / ("ours_" + name), theirs, [&](testing::TensorMap& t) {
+      const std::string p = "model.layers.0.self_attn.k_proj.";
+      t[p + "qweight"] = vectors[std::string(k.tag) + ".qweight"];
+      t[p + "qzeros"] = vectors[std::string(k.tag) + (k.v2 ? ".qzeros_v2" : ".qzeros")];
+      t[p + "scales"] = vectors[std::string(k.tag) + ".scales"];
+      t[p + "g_idx"] = vectors[std::string(k.tag) + ".g_idx"];
     });
     LoadOptions plain;
     plain.host = &host();
     LoadedModel loaded = load_model(theirs.string(), plain);
     const at::Tensor w =
         loaded.model->find_linear("model.layers.0.self_attn.k_proj")->kernel().dequantize(DType::F32);
-    EXPECT_TRUE(at::equal(w, vectors[std::string(tag) + ".dequant"])) << tag;
+    EXPECT_TRUE(at::equal(w, vectors[std::string(k.tag) + ".dequant"])) << name;
+    // And it runs: the kernel's product equals x W^T.
+    const at::Tensor x = at::randn({3, 256});
+    const at::Tensor y = loaded.model->find_linear("model.layers.0.self_attn.k_proj")->forward(x);
+    EXPECT_TRUE(at::allclose(y, at::matmul(x, w.t()), 1e-4, 1e-4)) << name;
   }
 }
 
