@@ -3,8 +3,6 @@
 // machine's measured read bandwidth. Results are reported, never asserted.
 #include <benchmark/benchmark.h>
 
-#include <map>
-
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -72,28 +70,6 @@ void BM_Dequantize4bit(benchmark::State& state) {
 }
 BENCHMARK(BM_Dequantize4bit)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Dense fp32 at::linear on the same shape: the baseline every quantized run is compared with.
-double dense_seconds(int64_t m, int64_t n, int64_t k) {
-  static std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;
-  auto key = std::make_tuple(m, n, k);
-  if (cache.count(key)) return cache[key];
-  c10::InferenceMode guard;
-  const int64_t copies = qplug::bench::cold_copies(n * k * 4);
-  std::vector<at::Tensor> weights;
-  for (int64_t c = 0; c < copies; ++c)
-    weights.push_back(at::randn({n, k}) * 0.02);
-  const at::Tensor x = at::randn({m, k});
-  for (const auto& w : weights)
-    (void)at::linear(x, w);
-  const int reps = 3 * static_cast<int>(copies);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < reps; ++r)
-    benchmark::DoNotOptimize(at::linear(x, weights[r % copies]));
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
-  return cache[key] = s;
-}
-
 void BM_DenseLinear(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
@@ -133,7 +109,7 @@ void BM_Nf4Linear(benchmark::State& state) {
                                                      benchmark::Counter::kIsIterationInvariantRate,
                                                      benchmark::Counter::kIs1000);
   state.counters["bandwidth_GBps"] = qplug::bench::read_bandwidth_gbps();
-  const double dense = dense_seconds(m, n, k);
+  const double dense = qplug::bench::dense_seconds(m, n, k);
   state.counters["speedup_vs_dense_fp32"] =
       benchmark::Counter(dense, benchmark::Counter::kIsIterationInvariantRate);
   set_isa_label(state);

@@ -4,9 +4,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+#include <c10/core/InferenceMode.h>
 
 namespace qplug::bench {
 
@@ -34,6 +38,29 @@ inline double read_bandwidth_gbps() {
 inline int64_t cold_copies(int64_t bytes) {
   const int64_t llc = 64ll << 20;
   return std::max<int64_t>(2, 2 * llc / std::max<int64_t>(bytes, 1) + 1);
+}
+
+// Seconds per call of a dense fp32 at::linear [m, k] x [n, k]^T on cold weights: the baseline
+// every quantized kernel is compared with (measured once per shape and process).
+inline double dense_seconds(int64_t m, int64_t n, int64_t k) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;
+  const auto key = std::make_tuple(m, n, k);
+  if (cache.count(key)) return cache[key];
+  c10::InferenceMode guard;
+  const int64_t copies = cold_copies(n * k * 4);
+  std::vector<at::Tensor> weights;
+  for (int64_t c = 0; c < copies; ++c)
+    weights.push_back(at::randn({n, k}) * 0.02);
+  const at::Tensor x = at::randn({m, k});
+  for (const auto& w : weights)
+    (void)at::linear(x, w);
+  const int reps = 3 * static_cast<int>(copies);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r)
+    benchmark::DoNotOptimize(at::linear(x, weights[r % copies]));
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  return cache[key] = s;
 }
 
 }  // namespace qplug::bench

@@ -54,7 +54,7 @@ check "inspect --json totals" grep -q '"linears_quantized": 35' "$work/plan.json
 # ---- bad input ----------------------------------------------------------------------------
 printf 'quant_method: nope\n' > "$work/nope.yaml"
 run 1 "$work/o" "$work/e" inspect --model "$model" --config "$work/nope.yaml"
-check "unknown method lists what is available" grep -q "Available: bitsandbytes_4bit, bitsandbytes_8bit" "$work/e"
+check "unknown method lists what is available" grep -q "Available: awq, bitsandbytes_4bit, bitsandbytes_8bit" "$work/e"
 printf 'quant_method: bitsandbytes\nload_in_4bit: true\nbnb_4bit_quant_type: [nf4\n' > "$work/broken.yaml"
 run 1 "$work/o" "$work/e" inspect --model "$model" --config "$work/broken.yaml"
 check "malformed YAML names file, line and column" grep -qE "broken.yaml:[0-9]+:[0-9]+" "$work/e"
@@ -80,7 +80,7 @@ check "generate continues the prompt" grep -q "^Once upon a time, there was a li
 # ---- the main job -------------------------------------------------------------------------
 run 0 "$work/demo.txt" "$work/e" demo
 # One row per method: bnb nf4, bnb fp4, LLM.int8 and GPTQ.
-check "demo reloads every method identically" test "$(grep -c identical "$work/demo.txt")" -eq 4
+check "demo reloads every method identically" test "$(grep -c identical "$work/demo.txt")" -eq 5
 check "demo reports no reload that differs" sh -c "! grep -q DIFFERS '$work/demo.txt'"
 
 echo "$pass passed, $failures failed"

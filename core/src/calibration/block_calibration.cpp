@@ -22,9 +22,10 @@ CalibrationData make_calibration_data(const std::vector<int64_t>& tokens, int64_
   const int64_t available = static_cast<int64_t>(tokens.size()) / stride;
   if (available < samples)
     throw ConfigError("the calibration text holds " + std::to_string(tokens.size()) +
-                          " tokens, fewer than nsamples x (seqlen - 1) = " +
+                          " tokens, fewer than the config's samples x (window length - 1) = " +
                           std::to_string(samples) + " x " + std::to_string(stride) +
-                          "; give more text or lower nsamples / seqlen",
+                          "; give more text, or ask for fewer or shorter samples (GPTQ: nsamples "
+                          "/ seqlen, AWQ: max_calib_samples / max_calib_seq_len)",
                       {}, "nsamples");
   std::vector<std::vector<int64_t>> windows;
   for (int64_t s = 0; s < samples; ++s) {
@@ -71,7 +72,8 @@ void check_groups(const std::vector<std::vector<std::string>>& groups,
 }  // namespace
 
 void run_block_calibration(Model& model, const TargetPlan& plan, const CalibrationData& data,
-                           BlockCalibration& method, HostServices& services) {
+                           BlockCalibration& method, HostServices& services,
+                           bool next_block_sees_quantized_outputs) {
   if (data.size() == 0) throw ConfigError("no calibration samples", {}, "nsamples");
   c10::InferenceMode inference;
   const at::Device device(model.device());
@@ -93,6 +95,12 @@ void run_block_calibration(Model& model, const TargetPlan& plan, const Calibrati
   for (int64_t b = 0; b < blocks; ++b) {
     const std::string block = model.block_name(b);
     const std::vector<std::string> layers = planned_layers(model, plan, block);
+    // AutoAWQ-style methods hand the next block the full-precision outputs, computed before any
+    // layer of this block changes.
+    std::vector<at::Tensor> full_precision_outputs;
+    if (!layers.empty() && !next_block_sees_quantized_outputs)
+      for (const at::Tensor& h : hidden)
+        full_precision_outputs.push_back(model.run_block(b, h));
     if (!layers.empty()) {
       const auto groups = method.layer_groups(b, layers);
       check_groups(groups, layers, block);
@@ -104,11 +112,13 @@ void run_block_calibration(Model& model, const TargetPlan& plan, const Calibrati
           nn::LinearImpl* layer = model.find_linear(name);
           const int64_t in = layer->in_features();
           const size_t group_size = group.size();
-          layer->set_input_observer([&method, &seen_in_pass, name, in, group_size](const at::Tensor& x) {
-            method.observe(name, x.reshape({x.size(0), -1, in}).to(at::kFloat));
-            // Once every layer of the group saw this batch, the rest of the block is not needed.
-            if (++seen_in_pass == group_size) throw EnoughObserved{};
-          });
+          layer->set_input_observer(
+              [&method, &seen_in_pass, name, in, group_size](const at::Tensor& x) {
+                method.observe(name, x.reshape({x.size(0), -1, in}).to(at::kFloat));
+                // Once every layer of the group saw this batch, the rest of the block is not
+                // needed.
+                if (++seen_in_pass == group_size) throw EnoughObserved{};
+              });
           observed.push_back(layer);
         }
         try {
@@ -120,24 +130,38 @@ void run_block_calibration(Model& model, const TargetPlan& plan, const Calibrati
             }
           }
         } catch (...) {
-          for (nn::LinearImpl* layer : observed) layer->set_input_observer(nullptr);
+          for (nn::LinearImpl* layer : observed)
+            layer->set_input_observer(nullptr);
           throw;
         }
-        for (nn::LinearImpl* layer : observed) layer->set_input_observer(nullptr);
+        for (nn::LinearImpl* layer : observed)
+          layer->set_input_observer(nullptr);
         method.quantize_group(model, group, services);
         done += static_cast<int64_t>(group.size());
         services.progress(block + ": quantizing layers", done, static_cast<int64_t>(layers.size()));
       }
     }
-    // The next block sees what this block computes with its quantized layers.
-    for (at::Tensor& h : hidden) h = model.run_block(b, h);
+    if (!full_precision_outputs.empty()) {
+      hidden = std::move(full_precision_outputs);
+    } else {
+      // The next block sees what this block computes with its quantized layers.
+      for (at::Tensor& h : hidden)
+        h = model.run_block(b, h);
+    }
     services.progress("calibrating blocks", b + 1, blocks);
   }
 }
 
 void CoreServices::run_block_calibration(Model& model, const TargetPlan& plan,
                                          const CalibrationData& data, BlockCalibration& method) {
-  qplug::run_block_calibration(model, plan, data, method, *this);
+  qplug::run_block_calibration(model, plan, data, method, *this, true);
+}
+
+void CoreServices::run_block_calibration_on_original_activations(Model& model,
+                                                                 const TargetPlan& plan,
+                                                                 const CalibrationData& data,
+                                                                 BlockCalibration& method) {
+  qplug::run_block_calibration(model, plan, data, method, *this, false);
 }
 
 }  // namespace qplug

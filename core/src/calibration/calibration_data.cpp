@@ -12,9 +12,10 @@ CalibrationData load_calibration_data(const CalibrationRequest& request,
                                       int64_t bos_id) {
   const std::optional<std::string> source = file ? file : request.dataset;
   if (!source)
-    throw ConfigError("calibration needs text: pass --calibration FILE, or set dataset to a text "
-                      "file (or a .ids file of token ids)",
-                      {}, "dataset");
+    throw ConfigError(
+        "calibration needs text: pass --calibration FILE, or set dataset to a text "
+        "file (or a .ids file of token ids)",
+        {}, "dataset");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(*source, ec))
     throw ConfigError("'" + *source +

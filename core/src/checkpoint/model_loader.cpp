@@ -33,6 +33,11 @@ class QuietServices final : public HostServices {
                              BlockCalibration& method) override {
     qplug::run_block_calibration(model, plan, data, method, *this);
   }
+  void run_block_calibration_on_original_activations(Model& model, const TargetPlan& plan,
+                                                     const CalibrationData& data,
+                                                     BlockCalibration& method) override {
+    qplug::run_block_calibration(model, plan, data, method, *this, false);
+  }
   void progress(const std::string&, int64_t, int64_t) override {}
   void log(LogLevel, const std::string&) override {}
 

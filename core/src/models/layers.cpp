@@ -85,7 +85,9 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps, bool bias, const at::Tenso
 
 // LibTorch 1.13 lacks several float16 CPU kernels (matrix products among them): such tensors are
 // computed in float32 and rounded back.
-bool cpu_half(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kHalf; }
+bool cpu_half(const at::Tensor& t) {
+  return t.is_cpu() && t.scalar_type() == at::kHalf;
+}
 
 at::Tensor LayerNormImpl::forward(const at::Tensor& x) const {
   if (cpu_half(x))

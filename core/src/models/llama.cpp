@@ -171,6 +171,17 @@ class LlamaModel final : public TransformerModel {
     f.fused_in_block = {
         {"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}},
         {"mlp.gate_up_proj", {"mlp.gate_proj", "mlp.up_proj"}}};
+    f.scaling_in_block.push_back({"input_layernorm",
+                                  {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+                                  "self_attn"});
+    // v_proj's output channels are o_proj's inputs one to one only without grouped-query
+    // attention (AutoAWQ's test: the two weights have the same shape).
+    if (dims_.kv_heads * dims_.head_dim == dims_.hidden &&
+        dims_.heads * dims_.head_dim == dims_.hidden)
+      f.scaling_in_block.push_back({"self_attn.v_proj", {"self_attn.o_proj"}, "self_attn.o_proj"});
+    f.scaling_in_block.push_back(
+        {"post_attention_layernorm", {"mlp.gate_proj", "mlp.up_proj"}, "mlp"});
+    f.scaling_in_block.push_back({"mlp.up_proj", {"mlp.down_proj"}, "mlp.down_proj"});
     return f;
   }
 
@@ -195,6 +206,20 @@ class LlamaModel final : public TransformerModel {
 
   at::Tensor head(const at::Tensor& hidden) override {
     return net_->lm_head(net_->model->norm(hidden)).to(at::kFloat);
+  }
+
+  at::Tensor run_block_module(int64_t index, const std::string& module,
+                              const at::Tensor& input) override {
+    auto layer = net_->model->layers->ptr<LlamaDecoderLayerImpl>(index);
+    const std::string block = block_name(index);
+    if (module == block + ".mlp") return layer->mlp->forward(input);
+    if (module == block + ".self_attn") {
+      const int64_t t = input.size(1);
+      auto [cos, sin] = rope_.cos_sin(t, input.scalar_type(), input.device());
+      return layer->self_attn->forward(
+          input, cos, sin, causal_mask(t, layer->window(), input.scalar_type(), input.device()));
+    }
+    return TransformerModel::run_block_module(index, module, input);
   }
 
  private:

@@ -156,6 +156,18 @@ class OptModel final : public TransformerModel {
     f.block_container = "model.decoder.layers";
     f.fused_in_block = {
         {"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}}};
+    // AutoAWQ's OPT groups. They need the norms in front of the linears (OPT-350m's post-norm
+    // layers have none) with a weight to fold into.
+    if (dims_.norm_before && dims_.affine) {
+      f.scaling_in_block.push_back({"self_attn_layer_norm",
+                                    {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+                                    "self_attn"});
+      f.scaling_in_block.push_back(
+          {"self_attn.v_proj", {"self_attn.out_proj"}, "self_attn.out_proj"});
+      f.scaling_in_block.push_back({"final_layer_norm", {"fc1"}, "fc1"});
+      // relu(x / s) = relu(x) / s for positive s, so fc1's rows can take fc2's scales.
+      if (dims_.act == Activation::Relu) f.scaling_in_block.push_back({"fc1", {"fc2"}, "fc2"});
+    }
     return f;
   }
 
@@ -186,6 +198,16 @@ class OptModel final : public TransformerModel {
     auto layer = net_->model->decoder->layers->ptr<OptDecoderLayerImpl>(index);
     return layer->forward(hidden,
                           causal_mask(hidden.size(1), 0, hidden.scalar_type(), hidden.device()));
+  }
+
+  at::Tensor run_block_module(int64_t index, const std::string& module,
+                              const at::Tensor& input) override {
+    if (module == block_name(index) + ".self_attn") {
+      auto layer = net_->model->decoder->layers->ptr<OptDecoderLayerImpl>(index);
+      return layer->self_attn->forward(
+          input, causal_mask(input.size(1), 0, input.scalar_type(), input.device()));
+    }
+    return TransformerModel::run_block_module(index, module, input);
   }
 
   at::Tensor head(const at::Tensor& hidden) override {

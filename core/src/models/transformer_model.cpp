@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "models/layers.hpp"
+#include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/linear.hpp"
 #include "qplug/sdk/torch_interop.hpp"
 
@@ -113,8 +114,62 @@ ModelDescription TransformerModel::describe() const {
         group.members.push_back(block + "." + m);
       d.fused_groups.push_back(std::move(group));
     }
+    for (const auto& g : arch.scaling_in_block) {
+      ScalingGroup group{block + "." + g.prev_op, {}, block + "." + g.inspect};
+      for (const auto& l : g.linears)
+        group.linears.push_back(block + "." + l);
+      d.scaling_groups.push_back(std::move(group));
+    }
   }
   return d;
+}
+
+at::Tensor TransformerModel::run_block_module(int64_t index, const std::string& module,
+                                              const at::Tensor& input) {
+  const std::string block = block_name(index) + ".";
+  if (module.rfind(block, 0) == 0)
+    if (nn::LinearImpl* linear = find_linear(module)) return linear->forward(input);
+  throw UnsupportedError("'" + module + "' is not a module of " + block_name(index) + " that the " +
+                         model_type() + " architecture can run on its own");
+}
+
+void TransformerModel::divide_output_channels(const std::string& op, const at::Tensor& scales) {
+  std::shared_ptr<torch::nn::Module> found;
+  for (const auto& item : root_->named_modules("", /*include_self=*/false))
+    if (item.key() == op) found = item.value();
+  if (!found) throw UnsupportedError("no module '" + op + "' to fold scales into");
+  const at::Tensor s = scales.to(at::kFloat).reshape({-1});
+  const int64_t n = s.numel();
+  // Divides the last n entries along dim 0 (a linear's output rows, or a norm's channels).
+  auto divided = [&](const at::Tensor& t) {
+    if (t.size(0) < n)
+      throw UnsupportedError("'" + op + "' has " + std::to_string(t.size(0)) +
+                             " output channels, fewer than the " + std::to_string(n) + " scales");
+    at::Tensor f = t.to(at::kFloat).clone();
+    at::Tensor tail = f.slice(0, t.size(0) - n);
+    tail.div_(t.dim() == 2 ? s.to(t.device()).view({-1, 1}) : s.to(t.device()));
+    return f.to(t.scalar_type());
+  };
+  if (auto* linear = dynamic_cast<nn::LinearImpl*>(found.get())) {
+    if (linear->is_quantized())
+      throw UnsupportedError("cannot fold scales into '" + op + "': it is already quantized");
+    for (const auto& [name, t] : linear->kernel().tensors())
+      linear->kernel().load_tensor(name, divided(t));
+    return;
+  }
+  auto* holder = dynamic_cast<TensorHolder*>(found.get());
+  bool has_weight = false;
+  if (holder != nullptr) {
+    const auto tensors = holder->own_tensors();  // a copy: set_tensor replaces entries
+    for (const auto& [name, t] : tensors)
+      if (name == "weight" || name == "bias") {
+        has_weight |= name == "weight";
+        holder->set_tensor(name, divided(t));
+      }
+  }
+  if (!has_weight)
+    throw UnsupportedError("cannot fold scales into '" + op + "' (" + module_type_name(*found) +
+                           "): it has no weight to divide");
 }
 
 void TransformerModel::to_device(const std::string& device) {

@@ -14,6 +14,13 @@
 namespace qplug {
 namespace models {
 
+// A ScalingGroup with names relative to its block ("input_layernorm", "self_attn.q_proj").
+struct BlockScalingGroup {
+  std::string prev_op;
+  std::vector<std::string> linears;
+  std::string inspect;
+};
+
 // Architecture facts a description needs beyond the module tree itself.
 struct ArchitectureFacts {
   std::vector<TiedWeight> declared_tied;  // from tie_word_embeddings
@@ -23,6 +30,8 @@ struct ArchitectureFacts {
   // {"self_attn.qkv_proj", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}}.
   std::vector<std::pair<std::string, std::vector<std::string>>> fused_in_block;
   std::vector<std::string> keep_in_fp32;
+  // AWQ's scaling groups of every block (AutoAWQ's get_layers_for_scaling), in search order.
+  std::vector<BlockScalingGroup> scaling_in_block;
   std::string base_model_prefix = "model";
   std::vector<std::string> ignore_on_load;
 };
@@ -43,6 +52,10 @@ class TransformerModel : public Model {
   std::vector<NamedLinear> linear_layers() override;
   at::Tensor forward(const at::Tensor& input_ids) override;
   std::string block_name(int64_t index) const override;
+  // Runs a linear of the block; architectures add their attention and MLP sub-modules.
+  at::Tensor run_block_module(int64_t index, const std::string& module,
+                              const at::Tensor& input) override;
+  void divide_output_channels(const std::string& op, const at::Tensor& scales) override;
 
   virtual ArchitectureFacts facts() const = 0;
   // Makes tied tensors the same tensor again (after a load replaced one of them).

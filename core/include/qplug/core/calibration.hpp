@@ -30,9 +30,11 @@ CalibrationData load_calibration_data(const CalibrationRequest& request,
 
 // The pipeline: embed every window, then for each block: the planned layers under it, in groups
 // as the method says, each group observed over every sample and then quantized; the block's
-// outputs through its quantized layers become the next block's inputs. Progress per block and
-// group goes to services.progress.
+// outputs through its quantized layers become the next block's inputs (or, when
+// next_block_sees_quantized_outputs is false, its full-precision outputs computed before any of its
+// layers changed: AutoAWQ's pipeline). Progress per block and group goes to services.progress.
 void run_block_calibration(Model& model, const TargetPlan& plan, const CalibrationData& data,
-                           BlockCalibration& method, HostServices& services);
+                           BlockCalibration& method, HostServices& services,
+                           bool next_block_sees_quantized_outputs = true);
 
 }  // namespace qplug

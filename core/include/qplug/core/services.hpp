@@ -24,6 +24,9 @@ class CoreServices final : public HostServices {
   }
   void run_block_calibration(Model& model, const TargetPlan& plan, const CalibrationData& data,
                              BlockCalibration& method) override;
+  void run_block_calibration_on_original_activations(Model& model, const TargetPlan& plan,
+                                                     const CalibrationData& data,
+                                                     BlockCalibration& method) override;
   void progress(const std::string& task, int64_t done, int64_t total) override {
     if (progress_) progress_(task, done, total);
   }

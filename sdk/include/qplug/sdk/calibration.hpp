@@ -24,7 +24,9 @@ class CalibrationData {
   explicit CalibrationData(std::vector<std::vector<int64_t>> windows);
   const std::vector<std::vector<int64_t>>& windows() const { return windows_; }
   int64_t size() const { return static_cast<int64_t>(windows_.size()); }
-  int64_t seq_len() const { return windows_.empty() ? 0 : static_cast<int64_t>(windows_[0].size()); }
+  int64_t seq_len() const {
+    return windows_.empty() ? 0 : static_cast<int64_t>(windows_[0].size());
+  }
 
  private:
   std::vector<std::vector<int64_t>> windows_;

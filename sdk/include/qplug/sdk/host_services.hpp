@@ -28,13 +28,21 @@ class HostServices {
 
   // Runs the model block by block over the calibration windows, handing the inputs of the
   // planned layers to `method` group by group and letting it quantize them; each block's outputs
-  // (through its quantized layers) become the next block's inputs.
+  // (through its quantized layers, so later layers compensate earlier errors, as GPTQ wants)
+  // become the next block's inputs.
   virtual void run_block_calibration(Model& model, const TargetPlan& plan,
                                      const CalibrationData& data, BlockCalibration& method) = 0;
 
   // Progress of long work: `done` of `total` units of `task` ("block 3/32", "layer q_proj").
   virtual void progress(const std::string& task, int64_t done, int64_t total) = 0;
   virtual void log(LogLevel level, const std::string& message) = 0;
+
+  // SDK 1.1. run_block_calibration, but each block's outputs are computed by the full-precision
+  // block before any of its layers is quantized, so every block calibrates on the original
+  // model's activations (AutoAWQ's pipeline).
+  virtual void run_block_calibration_on_original_activations(Model& model, const TargetPlan& plan,
+                                                             const CalibrationData& data,
+                                                             BlockCalibration& method) = 0;
 };
 
 }  // namespace qplug

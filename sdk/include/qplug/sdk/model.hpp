@@ -63,6 +63,18 @@ class Model {
   void set_quantization(const std::string& method, Value config);
   void clear_quantization();
 
+  // ---- SDK 1.1 (AWQ's scale search), appended so that 1.0 plugins find the earlier virtual
+  // functions where they were.
+  // Runs one module of block `index` on its input: a ScalingGroup's `inspect` (an attention or
+  // MLP sub-module, with the block's positions and mask, or a linear). Throws UnsupportedError
+  // for a module the architecture cannot run alone.
+  virtual at::Tensor run_block_module(int64_t index, const std::string& module,
+                                      const at::Tensor& input) = 0;
+  // Divides the output channels of `op` (a ScalingGroup's prev_op: a norm's weight and bias, or
+  // the last scales.numel() output rows of a dense linear) by `scales`, so the ops that read its
+  // output can take the scales into their weights and the model computes the same function.
+  virtual void divide_output_channels(const std::string& op, const at::Tensor& scales) = 0;
+
  protected:
   virtual Value& mutable_hf_config() = 0;
 

@@ -48,6 +48,15 @@ struct FusedGroup {
   std::vector<std::string> members;  // full module names
 };
 
+// AWQ's scaling group (AutoAWQ's get_layers_for_scaling): linears that read the output of one op,
+// so per-input-channel scales can be folded into that op, and the module whose output measures
+// how well a choice of scales preserves the block. Declared by the architecture, full names.
+struct ScalingGroup {
+  std::string prev_op;               // "model.layers.0.input_layernorm" (a norm or a linear)
+  std::vector<std::string> linears;  // "model.layers.0.self_attn.q_proj", ... (same input)
+  std::string inspect;               // "model.layers.0.self_attn", or the single linear itself
+};
+
 struct ModelDescription {
   std::string model_type;           // config.json's model_type: "llama"
   std::vector<ModuleInfo> modules;  // every module but the root, in definition order
@@ -65,6 +74,8 @@ struct ModelDescription {
   // Regexes (searched) for checkpoint tensors the architecture ignores when loading
   // (transformers' _keys_to_ignore_on_load_unexpected, e.g. GPT-2's old "attn.bias" buffers).
   std::vector<std::string> ignore_on_load;
+  // SDK 1.1. Empty when the architecture declares none (AWQ then refuses it).
+  std::vector<ScalingGroup> scaling_groups;
 
   const ModuleInfo* find(const std::string& name) const;
   int64_t total_bytes() const;

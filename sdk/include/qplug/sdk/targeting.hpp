@@ -14,7 +14,7 @@ struct TargetingRequest {
   // The user's skip rules (llm_int8_skip_modules, modules_to_not_convert, ...). nullopt when the
   // user gave none: then the default skips apply, as in transformers.
   std::optional<std::vector<std::string>> skip_modules;
-  std::string skip_key;            // the config key they came from, for messages
+  std::string skip_key;  // the config key they came from, for messages
   // How to keep an unsupported layer dense, when "add it to <skip_key>" is not the way (GPTQ).
   std::string skip_hint;
   bool add_default_skips = false;  // defaults even when the user gave a list
