@@ -6,6 +6,8 @@
 // counters report the speedup against those. Results are reported, never asserted.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -52,6 +54,31 @@ void BM_GptqHessian(benchmark::State& state) {
       benchmark::Counter(kReferenceHessianSeconds, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_GptqHessian)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(2);
+
+// gptq.py's add_batch as written, in LibTorch: the full X^T X per batch through one matmul.
+// The same arithmetic as the Python reference without its interpreter, so the ratio to
+// BM_GptqHessian measured in one process is what the symmetric blocked update buys.
+void BM_ReferenceHessian(benchmark::State& state) {
+  c10::InferenceMode guard;
+  std::vector<at::Tensor> batches;
+  for (uint64_t s = 0; s < 4; ++s)
+    batches.push_back(calibration_batch(s));
+  for (auto _ : state) {
+    at::Tensor h = at::zeros({kColumns, kColumns});
+    int64_t seen = 0;
+    for (int64_t b = 0; b < kSamples / kBatchSamples; ++b) {
+      const at::Tensor& x = batches[b % batches.size()];
+      h.mul_(static_cast<double>(seen) / static_cast<double>(seen + kBatchSamples));
+      seen += kBatchSamples;
+      const at::Tensor inp = x.reshape({-1, kColumns}).t() * std::sqrt(2.0 / seen);
+      h.add_(at::matmul(inp, inp.t()));
+    }
+    benchmark::DoNotOptimize(h);
+  }
+  state.counters["tokens_per_s"] = benchmark::Counter(
+      static_cast<double>(kSamples * kSeqLen), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ReferenceHessian)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(2);
 
 void BM_GptqSolve(benchmark::State& state) {
   c10::InferenceMode guard;

@@ -16,10 +16,10 @@
 #include "progress.hpp"
 #include "qplug/core/calibration.hpp"
 #include "qplug/core/evaluation.hpp"
-#include "qplug/core/quantizer_choice.hpp"
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/models.hpp"
 #include "qplug/core/plugin_host.hpp"
+#include "qplug/core/quantizer_choice.hpp"
 #include "qplug/core/services.hpp"
 #include "qplug/core/tokenizer.hpp"
 
@@ -171,8 +171,10 @@ int run_demo(const std::vector<std::string>& argv) {
   std::vector<int64_t> calibration_tokens = tokens;
   if (calibration_tokens.empty()) {
     at::Generator gen = at::detail::createCPUGenerator(7);
-    const at::Tensor random = at::randint(vocab, {32 * 128}, gen, at::TensorOptions().dtype(at::kLong));
-    calibration_tokens.assign(random.data_ptr<int64_t>(), random.data_ptr<int64_t>() + random.numel());
+    const at::Tensor random =
+        at::randint(vocab, {32 * 128}, gen, at::TensorOptions().dtype(at::kLong));
+    calibration_tokens.assign(random.data_ptr<int64_t>(),
+                              random.data_ptr<int64_t>() + random.numel());
   }
   const CalibrationData calibration =
       make_calibration_data(calibration_tokens, 32, 128, ppl.bos_id);

@@ -74,13 +74,12 @@ TargetPlan QuantizerHandle::preprocess_model(Model& model, HostServices& service
                           " layer(s) cannot be converted by '" + quant_method() + "':";
     for (const TargetEntry* e : unsupported)
       message += "\n  " + e->module + ": " + e->rule;
-    message += request.skip_hint.empty()
-                   ? "\nKeep them in full precision by listing them in " +
-                         (request.skip_key.empty() ? std::string("the skip list")
-                                                   : request.skip_key) +
-                         " (see `qplug inspect`)."
-                   : "\nTo keep them in full precision: " + request.skip_hint +
-                         " (see `qplug inspect`).";
+    message +=
+        request.skip_hint.empty()
+            ? "\nKeep them in full precision by listing them in " +
+                  (request.skip_key.empty() ? std::string("the skip list") : request.skip_key) +
+                  " (see `qplug inspect`)."
+            : "\nTo keep them in full precision: " + request.skip_hint + " (see `qplug inspect`).";
     throw ConfigError(message, config().source(), request.skip_key);
   }
   guarded(plugin_, "process_model_before_weight_loading",
@@ -102,8 +101,8 @@ void QuantizerHandle::quantize(Model& model, const TargetPlan& plan, const Calib
 TargetPlan QuantizerHandle::quantize_model(Model& model, const CalibrationData& data,
                                            HostServices& services) const {
   if (model.is_quantized())
-    throw UnsupportedError("the model is already quantized with '" +
-                           model.quantization_method() + "'");
+    throw UnsupportedError("the model is already quantized with '" + model.quantization_method() +
+                           "'");
   TargetPlan plan = preprocess_model(model, services);
   quantize(model, plan, data, services);
   postprocess_model(model, services);

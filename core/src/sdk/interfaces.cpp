@@ -123,7 +123,9 @@ Value Quantizer::serialized_config(const TargetPlan&) const {
   return out;
 }
 
-CalibrationRequest Quantizer::calibration_request() const { return {}; }
+CalibrationRequest Quantizer::calibration_request() const {
+  return {};
+}
 
 std::vector<std::pair<std::string, std::string>> Quantizer::extra_files(const TargetPlan&) const {
   return {};

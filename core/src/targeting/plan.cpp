@@ -110,10 +110,10 @@ std::optional<Verdict> constraint_step(const PlanContext& ctx, const ModuleInfo&
   if (!ctx.constraints.unsupported_reason) return std::nullopt;
   const auto reason = ctx.constraints.unsupported_reason(m);
   if (!reason) return std::nullopt;
-  const std::string fix = ctx.request.skip_hint.empty()
-                            ? "add '" + m.name + "' to " + ctx.skip_key +
-                                  " to keep it in full precision"
-                            : ctx.request.skip_hint;
+  const std::string fix =
+      ctx.request.skip_hint.empty()
+          ? "add '" + m.name + "' to " + ctx.skip_key + " to keep it in full precision"
+          : ctx.request.skip_hint;
   return Verdict{Decision::Unsupported, "unsupported: " + *reason + " (" + fix + ")"};
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <qplug/sdk/errors.hpp>
 
@@ -53,6 +54,60 @@ at::Tensor pseudo_quantize(const at::Tensor& weight, int64_t group_size, int bit
     out = at::clamp(at::round(w / scales), min_int, max_int) * scales;
   }
   return out.view(weight.sizes());
+}
+
+void scaled_pseudo_quantize_into(const at::Tensor& weight, const at::Tensor& scales,
+                                 int64_t group_size, int bits, bool zero_point, at::Tensor& out) {
+  check_weight(weight, group_size, "AWQ scale search");
+  const int64_t rows = weight.size(0), cols = weight.size(1);
+  const int64_t gs = group_size > 0 ? group_size : cols;
+  if (scales.numel() != cols)
+    throw KernelError("AWQ scale search: " + std::to_string(scales.numel()) + " scales for " +
+                      std::to_string(cols) + " input channels");
+  if (!out.defined() || out.sizes() != weight.sizes() || out.scalar_type() != at::kFloat)
+    out = at::empty_like(weight, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor w = weight.contiguous();
+  const at::Tensor s = scales.to(at::kFloat).contiguous();
+  const float* wp = w.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float max_int = zero_point ? static_cast<float>(std::pow(2.0, bits) - 1)
+                                   : static_cast<float>(std::pow(2.0, bits - 1) - 1);
+  const float min_int = zero_point ? 0.0f : -static_cast<float>(std::pow(2.0, bits - 1));
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> scaled(static_cast<size_t>(gs));
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t g0 = 0; g0 < cols; g0 += gs) {
+        const float* src = wp + r * cols + g0;
+        float* dst = op + r * cols + g0;
+        float lo = std::numeric_limits<float>::infinity(), hi = -lo, amax = 0;
+        for (int64_t j = 0; j < gs; ++j) {
+          const float v = src[j] * sp[g0 + j];
+          scaled[static_cast<size_t>(j)] = v;
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+          amax = std::max(amax, std::fabs(v));
+        }
+        // The same float32 operations, in the same order, as pseudo_quantize's tensor code.
+        if (zero_point) {
+          const float step = std::max(hi - lo, 1e-5f) / max_int;
+          const float zero = std::min(std::max(-std::nearbyint(lo / step), 0.0f), max_int);
+          for (int64_t j = 0; j < gs; ++j) {
+            const float q = std::min(
+                std::max(std::nearbyint(scaled[static_cast<size_t>(j)] / step) + zero, 0.0f),
+                max_int);
+            dst[j] = (q - zero) * step / sp[g0 + j];
+          }
+        } else {
+          const float step = std::max(amax, 1e-5f) / max_int;
+          for (int64_t j = 0; j < gs; ++j) {
+            const float q = std::min(
+                std::max(std::nearbyint(scaled[static_cast<size_t>(j)] / step), min_int), max_int);
+            dst[j] = q * step / sp[g0 + j];
+          }
+        }
+      }
+  });
 }
 
 AwqCodes quantize_codes(const at::Tensor& weight, int64_t group_size, int bits) {

@@ -26,6 +26,13 @@ int64_t group_count(int64_t in_features, int64_t group_size);
 // range) and zero = clamp(-round(min / scale), 0, 2^bits - 1); without, symmetric to 2^(bits-1)-1.
 // Throws KernelError when in_features is not a multiple of group_size or the weight has NaNs.
 at::Tensor pseudo_quantize(const at::Tensor& weight, int64_t group_size, int bits, bool zero_point);
+// What the scale search tries at every grid point, pseudo_quantize(weight * s) / s with s
+// broadcast over the rows, in one pass and without temporaries: into `out` (float32, the shape
+// of weight), so one buffer serves every grid point. A 4096 x 11008 weight would otherwise
+// allocate ~2 GB of fresh temporaries per try, and page faults cost more than the arithmetic.
+// Bit-identical to the unfused expression.
+void scaled_pseudo_quantize_into(const at::Tensor& weight, const at::Tensor& scales,
+                                 int64_t group_size, int bits, bool zero_point, at::Tensor& out);
 // The same quantization (zero point only: the packed layouts store zeros), as codes.
 AwqCodes quantize_codes(const at::Tensor& weight, int64_t group_size, int bits);
 

@@ -124,17 +124,25 @@ class AwqCalibration final : public BlockCalibration {
     return out;
   }
 
-  // Runs the group's inspected module over all samples, a batch at a time.
-  at::Tensor run_inspected(Model& model, const GroupWork& w) {
+  // Runs the group's inspected module over all samples, a batch at a time. With `reference`
+  // (the unchanged module's outputs, batch by batch) it returns the summed squared difference
+  // and keeps nothing; without, it fills `reference`. Whole-set outputs are never materialized:
+  // at hundreds of MB, every fresh allocation of one costs more in page faults than the matmuls.
+  double run_inspected(Model& model, const GroupWork& w, std::vector<at::Tensor>& reference) {
     const at::Tensor& x = w.input;
     const int64_t batch = std::max<int64_t>(1, kBatchTokens / std::max<int64_t>(1, x.size(1)));
     const auto dtype = to_scalar_type(model.dtype());
-    std::vector<at::Tensor> outs;
-    for (int64_t first = 0; first < x.size(0); first += batch) {
+    const bool filling = reference.empty();
+    double squared_error = 0;
+    for (int64_t first = 0, b = 0; first < x.size(0); first += batch, ++b) {
       const at::Tensor part = x.slice(0, first, std::min(first + batch, x.size(0))).to(dtype);
-      outs.push_back(model.run_block_module(block_, w.group->inspect, part).to(at::kFloat));
+      at::Tensor out = model.run_block_module(block_, w.group->inspect, part).to(at::kFloat);
+      if (filling)
+        reference.push_back(std::move(out));
+      else
+        squared_error += (out - reference[b]).pow(2).sum().item<double>();
     }
-    return at::cat(outs, 0);
+    return squared_error;
   }
 
   // D.2: the grid search over ratio k / n_grid; the strictly smallest output error wins.
@@ -144,24 +152,26 @@ class AwqCalibration final : public BlockCalibration {
       originals.push_back(dense_weight(*w.linears[i], w.group->linears[i]));
     const at::Tensor x_mean = activation_mean(w.input);
     const at::Tensor w_mean = weight_mean(originals, settings_.group_size);
-    const at::Tensor reference = run_inspected(model, w);
+    std::vector<at::Tensor> reference;
+    run_inspected(model, w, reference);
+    int64_t outputs = 0;
+    for (const at::Tensor& r : reference)
+      outputs += r.numel();
 
     double best_loss = std::numeric_limits<double>::infinity();
     at::Tensor best;
+    std::vector<at::Tensor> tries(w.linears.size());  // reused by every grid point
     try {
       for (int k = 0; k < settings_.n_grid; ++k) {
         const double ratio = static_cast<double>(k) / settings_.n_grid;
         const at::Tensor s = candidate_scales(x_mean, w_mean, ratio, settings_.duo_scaling);
-        const at::Tensor row = s.view({1, -1});
         for (size_t i = 0; i < w.linears.size(); ++i) {
           if (!w.planned[i]) continue;  // a linear kept dense computes exactly at any scale
-          const at::Tensor q = pseudo_quantize(originals[i] * row, settings_.group_size,
-                                               settings_.bits, settings_.zero_point) /
-                               row;
-          w.linears[i]->kernel().load_tensor("weight", q);
+          scaled_pseudo_quantize_into(originals[i], s, settings_.group_size, settings_.bits,
+                                      settings_.zero_point, tries[i]);
+          w.linears[i]->kernel().load_tensor("weight", tries[i]);
         }
-        const double loss = (run_inspected(model, w) - reference).pow(2).sum().item<double>() /
-                            static_cast<double>(reference.numel());
+        const double loss = run_inspected(model, w, reference) / static_cast<double>(outputs);
         if (loss < best_loss) {
           best_loss = loss;
           best = s;

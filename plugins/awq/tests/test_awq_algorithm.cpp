@@ -49,6 +49,21 @@ TEST(AwqPseudoQuantize, CodesDequantizeToThePseudoQuantizedWeight) {
   }
 }
 
+TEST(AwqPseudoQuantize, FusedScaledFormIsBitIdenticalToTheTensorExpression) {
+  at::manual_seed(2);
+  const at::Tensor w = at::randn({48, 256}) * 0.05;
+  const at::Tensor s = at::rand({256}) * 4 + 0.1;
+  at::Tensor out;  // allocated by the first call, reused by the next ones
+  for (bool zero_point : {true, false})
+    for (int64_t gs : {64, 128, -1}) {
+      scaled_pseudo_quantize_into(w, s, gs, 4, zero_point, out);
+      const at::Tensor row = s.view({1, -1});
+      EXPECT_TRUE(at::equal(out, pseudo_quantize(w * row, gs, 4, zero_point) / row))
+          << gs << " " << zero_point;
+    }
+  EXPECT_THROW(scaled_pseudo_quantize_into(w, at::ones({255}), 64, 4, true, out), KernelError);
+}
+
 TEST(AwqPseudoQuantize, SymmetricWithoutZeroPoint) {
   const at::Tensor w = at::tensor({-0.7f, 0.1f, 0.35f, 0.7f}).view({1, 4});
   // scale = 0.7 / 7 = 0.1; codes in [-8, 7].

@@ -6,17 +6,17 @@
 #include <gtest/gtest.h>
 
 #include "checkpoint_edit.hpp"
-#include "qplug/core/models.hpp"
-#include "qplug/sdk/linear.hpp"
-#include "vectors.hpp"
 #include "qplug/core/checkpoint.hpp"
 #include "qplug/core/config_file.hpp"
 #include "qplug/core/evaluation.hpp"
 #include "qplug/core/model_io.hpp"
+#include "qplug/core/models.hpp"
 #include "qplug/core/plugin_host.hpp"
 #include "qplug/core/services.hpp"
 #include "qplug/core/tokenizer.hpp"
+#include "qplug/sdk/linear.hpp"
 #include "test_support.hpp"
+#include "vectors.hpp"
 
 namespace qplug {
 namespace {
@@ -299,8 +299,9 @@ TEST(BnbCheckpoint, LoadsTheTensorsBitsandbytesWrites) {
   const fs::path ours = tiny_quantized(dir, 256, 64, kNf4DoubleQuant);
   const std::string layer = "model.layers.0.self_attn.q_proj.";
   testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
-    for (const char* suffix : {"weight", "weight.absmax", "weight.quant_map", "weight.nested_absmax",
-                               "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
+    for (const char* suffix :
+         {"weight", "weight.absmax", "weight.quant_map", "weight.nested_absmax",
+          "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
       t[layer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
   });
   LoadOptions plain;
@@ -335,7 +336,8 @@ TEST(BnbCheckpoint, DequantizesAWholeModelBackToDense) {
   CoreServices services(host());
   loaded.quantizer->dequantize(*loaded.model, DType::F32, services);
   EXPECT_FALSE(loaded.model->is_quantized());
-  for (const NamedLinear& l : loaded.model->linear_layers()) EXPECT_FALSE(l.layer->is_quantized());
+  for (const NamedLinear& l : loaded.model->linear_layers())
+    EXPECT_FALSE(l.layer->is_quantized());
   // The dense weights are the ones the 4-bit kernel computed with.
   EXPECT_TRUE(at::allclose(loaded.model->forward(ids), quantized_logits, 1e-4, 1e-4));
   const fs::path out = dir / "dense";

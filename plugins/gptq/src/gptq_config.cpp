@@ -18,7 +18,8 @@ std::vector<std::vector<std::string>> module_lists(const Value& v, const QuantCo
   if (!v.is_list())
     c.fail("modules_in_block_to_quantize", "must be a list of lists of module names");
   bool flat = true;
-  for (const auto& item : v.as_list()) flat &= item.is_string();
+  for (const auto& item : v.as_list())
+    flat &= item.is_string();
   if (flat) {
     out.push_back(v.as_string_list());
     return out;
@@ -86,8 +87,7 @@ ConfigSchema make_schema() {
   s.add("rtn", FieldType::Bool, false,
         "qplug: round-to-nearest with GPTQ's groups and layout, without calibration (a baseline "
         "to compare GPTQ with)");
-  s.add("dataset", FieldType::Any, Value(), "calibration text: a file (text or .ids)")
-      .allow_null();
+  s.add("dataset", FieldType::Any, Value(), "calibration text: a file (text or .ids)").allow_null();
   s.add("nsamples", FieldType::Int, 128, "calibration samples").at_least(1);
   s.add("seqlen", FieldType::Int, 512, "tokens per calibration sample").at_least(2);
   // Keys transformers / optimum / GPTQModel write that change nothing here; accepted so their
@@ -99,11 +99,11 @@ ConfigSchema make_schema() {
   s.add("max_input_length", FieldType::Int, Value(), "exllama buffer length (a loading attribute)")
       .allow_null()
       .loading();
-  for (const char* key : {"tokenizer", "meta", "model_seqlen", "module_name_preceding_first_block",
-                          "batch_size", "pad_token_id", "cache_block_outputs", "use_exllama",
-                          "exllama_config", "use_cuda_fp16", "disable_exllama", "lm_head",
-                          "dynamic", "pack_dtype", "method", "damp_auto_increment",
-                          "model_name_or_path", "model_file_base_name", "is_marlin_format"})
+  for (const char* key :
+       {"tokenizer", "meta", "model_seqlen", "module_name_preceding_first_block", "batch_size",
+        "pad_token_id", "cache_block_outputs", "use_exllama", "exllama_config", "use_cuda_fp16",
+        "disable_exllama", "lm_head", "dynamic", "pack_dtype", "method", "damp_auto_increment",
+        "model_name_or_path", "model_file_base_name", "is_marlin_format"})
     s.add(key, FieldType::Any, Value(), "written by other tools; not used").allow_null();
   s.add_check([](const QuantConfig& c) {
     const int64_t gs = c.get_int("group_size");
@@ -133,7 +133,8 @@ GptqSettings settings_of(const QuantConfig& c) {
   s.mse = c.get_bool("mse");
   s.v1 = c.get_string("format") == "gptq";
   s.rtn = c.get_bool("rtn");
-  if (c.has("block_name_to_quantize")) s.block_name_to_quantize = c.get_string("block_name_to_quantize");
+  if (c.has("block_name_to_quantize"))
+    s.block_name_to_quantize = c.get_string("block_name_to_quantize");
   s.modules_in_block = module_lists(c.get("modules_in_block_to_quantize"), c);
   return s;
 }

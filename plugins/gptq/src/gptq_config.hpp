@@ -22,7 +22,7 @@ struct GptqSettings {
   bool true_sequential = true;
   bool static_groups = false;
   bool mse = false;
-  bool v1 = true;  // format gptq (zero - 1 stored) rather than gptq_v2
+  bool v1 = true;    // format gptq (zero - 1 stored) rather than gptq_v2
   bool rtn = false;  // round-to-nearest in GPTQ's layout, no calibration (a baseline)
   std::optional<std::string> block_name_to_quantize;
   // modules_in_block_to_quantize: the sub-lists, in order (empty = every linear of the block).

@@ -38,11 +38,10 @@ class GptqKernel final : public LinearKernel {
   std::vector<TensorSpec> tensor_specs() const override {
     const int64_t in = args_.shape.in_features, out = args_.shape.out_features;
     const int64_t groups = group_count(in, settings_.group_size);
-    std::vector<TensorSpec> specs{
-        {"qweight", {in * settings_.bits / 32, out}, DType::I32},
-        {"qzeros", {groups, out * settings_.bits / 32}, DType::I32},
-        {"scales", {groups, out}, DType::F16},
-        {"g_idx", {in}, DType::I32}};
+    std::vector<TensorSpec> specs{{"qweight", {in * settings_.bits / 32, out}, DType::I32},
+                                  {"qzeros", {groups, out * settings_.bits / 32}, DType::I32},
+                                  {"scales", {groups, out}, DType::F16},
+                                  {"g_idx", {in}, DType::I32}};
     if (args_.shape.has_bias) specs.push_back({"bias", {out}, DType::F16});
     return specs;
   }
@@ -74,9 +73,8 @@ class GptqKernel final : public LinearKernel {
       if (spec.suffix != suffix) continue;
       if (value.sizes().vec() != spec.shape)
         fail(suffix, "shape " + shape_string(value.sizes().vec()) + " does not match the " +
-                         shape_string(spec.shape) + " that bits " +
-                         std::to_string(settings_.bits) + " and group_size " +
-                         std::to_string(settings_.group_size) + " imply");
+                         shape_string(spec.shape) + " that bits " + std::to_string(settings_.bits) +
+                         " and group_size " + std::to_string(settings_.group_size) + " imply");
       stored_[suffix] = value.to(to_scalar_type(spec.dtype)).contiguous();
       return;
     }
@@ -88,7 +86,8 @@ class GptqKernel final : public LinearKernel {
       if (!stored_.count(spec.suffix)) fail(spec.suffix, "missing tensor of a GPTQ layer");
     const at::Tensor& g_idx = stored_.at("g_idx");
     const int64_t groups = stored_.at("scales").size(0);
-    if (g_idx.numel() > 0 && (g_idx.min().item<int64_t>() < 0 || g_idx.max().item<int64_t>() >= groups))
+    if (g_idx.numel() > 0 &&
+        (g_idx.min().item<int64_t>() < 0 || g_idx.max().item<int64_t>() >= groups))
       fail("g_idx", "holds group indices outside [0, " + std::to_string(groups) + ")");
     zeros_ = packing::unpack_gptq_qzeros(stored_.at("qzeros"), settings_.bits,
                                          args_.shape.out_features, settings_.v1);
@@ -145,8 +144,8 @@ class GptqKernel final : public LinearKernel {
     options.mse = settings_.mse;
     options.min_zero = settings_.v1 ? 1 : 0;
     const int64_t in = args_.shape.in_features;
-    const GptqResult r = quantize_layer(weight.to(at::kFloat),
-                                        at::eye(in, at::TensorOptions().dtype(at::kFloat)), options);
+    const GptqResult r = quantize_layer(
+        weight.to(at::kFloat), at::eye(in, at::TensorOptions().dtype(at::kFloat)), options);
     load_tensor("qweight", packing::pack_gptq_qweight(r.qint, settings_.bits));
     load_tensor("qzeros", packing::pack_gptq_qzeros(r.zero.round().clamp(0, 255).to(at::kByte),
                                                     settings_.bits, settings_.v1));

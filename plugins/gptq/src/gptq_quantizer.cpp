@@ -19,7 +19,8 @@ namespace qplug::gptq {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The block-by-block side of GPTQ: one Hessian per observed layer, then the solve.
@@ -29,8 +30,8 @@ class GptqCalibration final : public BlockCalibration {
                   std::vector<FusedGroup> fused)
       : settings_(settings), config_(config), fused_(std::move(fused)) {}
 
-  std::vector<std::vector<std::string>> layer_groups(int64_t,
-                                                     const std::vector<std::string>& layers) override {
+  std::vector<std::vector<std::string>> layer_groups(
+      int64_t, const std::vector<std::string>& layers) override {
     std::vector<std::vector<std::string>> groups;
     if (!settings_.true_sequential) return {layers};
     if (settings_.modules_in_block.empty()) {
@@ -62,7 +63,8 @@ class GptqCalibration final : public BlockCalibration {
       throw KernelError("NaN or infinite activations reach '" + layer +
                         "' during calibration; the model or the calibration data is broken");
     auto it = hessians_.find(layer);
-    if (it == hessians_.end()) it = hessians_.emplace(layer, HessianAccumulator(input.size(-1))).first;
+    if (it == hessians_.end())
+      it = hessians_.emplace(layer, HessianAccumulator(input.size(-1))).first;
     it->second.add_batch(input);
   }
 
@@ -81,8 +83,7 @@ class GptqCalibration final : public BlockCalibration {
     for (const auto& name : layers) {
       nn::LinearImpl* layer = model.find_linear(name);
       auto h = hessians_.find(name);
-      if (h == hessians_.end())
-        throw KernelError("no calibration input reached '" + name + "'");
+      if (h == hessians_.end()) throw KernelError("no calibration input reached '" + name + "'");
       const at::Tensor weight = layer->kernel().dequantize(DType::F32);
       const GptqResult result = quantize_layer(weight, h->second.hessian(), options);
       hessians_.erase(h);
@@ -96,8 +97,8 @@ class GptqCalibration final : public BlockCalibration {
   }
 
  private:
-  void install(Model& model, nn::LinearImpl& layer, const std::string& name,
-               const GptqResult& r, HostServices& services) {
+  void install(Model& model, nn::LinearImpl& layer, const std::string& name, const GptqResult& r,
+               HostServices& services) {
     LinearKernelArgs args;
     args.layer = name;
     args.shape = layer.shape();
@@ -108,7 +109,8 @@ class GptqCalibration final : public BlockCalibration {
     OwnedKernel kernel = services.make_linear_kernel("gptq", args);
     kernel.kernel->load_tensor("qweight", packing::pack_gptq_qweight(r.qint, settings_.bits));
     const at::Tensor zeros = r.zero.round().clamp(0, 255).to(at::kByte).contiguous();
-    kernel.kernel->load_tensor("qzeros", packing::pack_gptq_qzeros(zeros, settings_.bits, settings_.v1));
+    kernel.kernel->load_tensor("qzeros",
+                               packing::pack_gptq_qzeros(zeros, settings_.bits, settings_.v1));
     kernel.kernel->load_tensor("scales", r.scale.t().contiguous().to(at::kHalf));
     kernel.kernel->load_tensor("g_idx", r.g_idx.to(at::kInt));
     if (layer.shape().has_bias) kernel.kernel->load_tensor("bias", layer.kernel().bias());
@@ -139,7 +141,8 @@ TargetingRequest GptqQuantizer::targeting_request() const {
   r.block_container = settings_.block_name_to_quantize;
   if (!settings_.modules_in_block.empty()) {
     std::vector<std::string> flat;
-    for (const auto& list : settings_.modules_in_block) flat.insert(flat.end(), list.begin(), list.end());
+    for (const auto& list : settings_.modules_in_block)
+      flat.insert(flat.end(), list.begin(), list.end());
     r.modules_in_block = flat;
   }
   // GPTQModel's `dynamic`: a key "-:<regex>" keeps the modules it matches (re.match) dense.
@@ -162,18 +165,18 @@ TargetingRequest GptqQuantizer::targeting_request() const {
 }
 
 std::optional<std::string> GptqQuantizer::unsupported_reason(const ModuleInfo& linear) const {
-  if (auto reason = packing::gptq_unpackable_reason(linear.in_features, linear.out_features,
-                                                    settings_.bits))
+  if (auto reason =
+          packing::gptq_unpackable_reason(linear.in_features, linear.out_features, settings_.bits))
     return reason;
   if (settings_.group_size > 0 && linear.in_features % settings_.group_size != 0)
-    return "in_features " + std::to_string(linear.in_features) + " is not a multiple of group_size " +
-           std::to_string(settings_.group_size);
+    return "in_features " + std::to_string(linear.in_features) +
+           " is not a multiple of group_size " + std::to_string(settings_.group_size);
   return std::nullopt;
 }
 
 int64_t GptqQuantizer::quantized_bytes(const ModuleInfo& linear) const {
-  return gptq_layer_bytes(linear.in_features, linear.out_features, linear.has_bias,
-                          settings_.bits, settings_.group_size);
+  return gptq_layer_bytes(linear.in_features, linear.out_features, linear.has_bias, settings_.bits,
+                          settings_.group_size);
 }
 
 CalibrationRequest GptqQuantizer::calibration_request() const {

@@ -28,7 +28,8 @@ class GptqQuantizer final : public Quantizer {
                 HostServices& services) override;
 
   Value serialized_config(const TargetPlan& plan) const override;
-  std::vector<std::pair<std::string, std::string>> extra_files(const TargetPlan& plan) const override;
+  std::vector<std::pair<std::string, std::string>> extra_files(
+      const TargetPlan& plan) const override;
 
  private:
   GptqSettings settings_;

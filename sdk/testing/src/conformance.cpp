@@ -158,7 +158,8 @@ void skip_list_honoured(const PluginUnderTest& p) {
   const fs::path model = tiny_llama(dir.path);
   Value config = p.config;
   if (p.skip_mlp_config.is_map()) {
-    for (const auto& [key, value] : p.skip_mlp_config.as_map()) config.set(key, value);
+    for (const auto& [key, value] : p.skip_mlp_config.as_map())
+      config.set(key, value);
   } else {
     const QuantizerHandle probe = host.create_quantizer(host.validate_config(p.config), false);
     const std::string key = probe.targeting_request().skip_key;

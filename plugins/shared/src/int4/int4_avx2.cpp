@@ -20,11 +20,13 @@ template <int kInputs>
 void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
   __m256 total[kInputs][2];
-  for (int m = 0; m < kInputs; ++m) total[m][0] = total[m][1] = _mm256_setzero_ps();
+  for (int m = 0; m < kInputs; ++m)
+    total[m][0] = total[m][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m256 dot[kInputs][2];
     float sum[kInputs] = {};
-    for (int m = 0; m < kInputs; ++m) dot[m][0] = dot[m][1] = _mm256_setzero_ps();
+    for (int m = 0; m < kInputs; ++m)
+      dot[m][0] = dot[m][1] = _mm256_setzero_ps();
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
       const int32_t* row = w.qweight + r * w.out + o;
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
@@ -44,9 +46,9 @@ void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y
     const float* zs = w.zero_scales + g * w.out + o;
     for (int m = 0; m < kInputs; ++m)
       for (int h = 0; h < 2; ++h)
-        total[m][h] = _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(sum[m]),
-                                       _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), dot[m][h],
-                                                       total[m][h]));
+        total[m][h] =
+            _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(sum[m]),
+                             _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), dot[m][h], total[m][h]));
   }
   for (int m = 0; m < kInputs; ++m) {
     _mm256_storeu_ps(y + m * y_stride + o, total[m][0]);
@@ -67,13 +69,22 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
       const float* xm = x + m0 * w.in;
       float* ym = y + m0 * y_stride;
       switch (std::min<int64_t>(4, M - m0)) {
-        case 1: gemv_tile<1>(w, xm, o, ym, y_stride); break;
-        case 2: gemv_tile<2>(w, xm, o, ym, y_stride); break;
-        case 3: gemv_tile<3>(w, xm, o, ym, y_stride); break;
-        default: gemv_tile<4>(w, xm, o, ym, y_stride); break;
+        case 1:
+          gemv_tile<1>(w, xm, o, ym, y_stride);
+          break;
+        case 2:
+          gemv_tile<2>(w, xm, o, ym, y_stride);
+          break;
+        case 3:
+          gemv_tile<3>(w, xm, o, ym, y_stride);
+          break;
+        default:
+          gemv_tile<4>(w, xm, o, ym, y_stride);
+          break;
       }
     }
-  for (; o < last; ++o) gemv_scalar_column(w, x, M, o, y, y_stride);
+  for (; o < last; ++o)
+    gemv_scalar_column(w, x, M, o, y, y_stride);
 }
 
 void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, float* out) {

@@ -20,11 +20,13 @@ template <int kInputs>
 void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
   __m512 total[kInputs];
-  for (int m = 0; m < kInputs; ++m) total[m] = _mm512_setzero_ps();
+  for (int m = 0; m < kInputs; ++m)
+    total[m] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m512 dot[kInputs];
     float sum[kInputs] = {};
-    for (int m = 0; m < kInputs; ++m) dot[m] = _mm512_setzero_ps();
+    for (int m = 0; m < kInputs; ++m)
+      dot[m] = _mm512_setzero_ps();
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
       const __m512i words = _mm512_loadu_si512(w.qweight + r * w.out + o);
       for (int k = 0; k < 8; ++k) {
@@ -41,7 +43,8 @@ void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y
     for (int m = 0; m < kInputs; ++m)
       total[m] = _mm512_fnmadd_ps(zs, _mm512_set1_ps(sum[m]), _mm512_fmadd_ps(s, dot[m], total[m]));
   }
-  for (int m = 0; m < kInputs; ++m) _mm512_storeu_ps(y + m * y_stride + o, total[m]);
+  for (int m = 0; m < kInputs; ++m)
+    _mm512_storeu_ps(y + m * y_stride + o, total[m]);
 }
 
 void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
@@ -52,10 +55,18 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
       const float* xm = x + m0 * w.in;
       float* ym = y + m0 * y_stride;
       switch (std::min<int64_t>(4, M - m0)) {
-        case 1: gemv_tile<1>(w, xm, o, ym, y_stride); break;
-        case 2: gemv_tile<2>(w, xm, o, ym, y_stride); break;
-        case 3: gemv_tile<3>(w, xm, o, ym, y_stride); break;
-        default: gemv_tile<4>(w, xm, o, ym, y_stride); break;
+        case 1:
+          gemv_tile<1>(w, xm, o, ym, y_stride);
+          break;
+        case 2:
+          gemv_tile<2>(w, xm, o, ym, y_stride);
+          break;
+        case 3:
+          gemv_tile<3>(w, xm, o, ym, y_stride);
+          break;
+        default:
+          gemv_tile<4>(w, xm, o, ym, y_stride);
+          break;
       }
     }
   if (o < last) int4_scalar().gemv(w, x, M, o, last, y, y_stride);

@@ -15,9 +15,9 @@
 namespace qplug::int4 {
 
 struct Int4View {
-  const int32_t* qweight = nullptr;     // [in / 8, out]
-  const float* scales = nullptr;        // [groups, out]
-  const float* zero_scales = nullptr;   // [groups, out]: zero * scale
+  const int32_t* qweight = nullptr;    // [in / 8, out]
+  const float* scales = nullptr;       // [groups, out]
+  const float* zero_scales = nullptr;  // [groups, out]: zero * scale
   int64_t in = 0;
   int64_t out = 0;
   int64_t group_size = 0;  // inputs per group, a multiple of 8
@@ -27,16 +27,16 @@ struct Int4Kernels {
   const char* isa;
   // y[m, o] = sum_g scale[g, o] * (sum_{j in g} x[m, j] q[j, o]) - zero_scale[g, o] * sum_{j in g}
   // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs.
-  void (*gemv)(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last,
-               float* y, int64_t y_stride);
+  void (*gemv)(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
+               int64_t y_stride);
   // The dense weight rows o in [first, last) ... as out[j * out_stride + o] = scale * (q - zero),
   // i.e. W^T [in, out], for input rows [first_in, last_in).
   void (*dequantize_t)(const Int4View& w, int64_t first_in, int64_t last_in, float* out);
 };
 
-const Int4Kernels& int4_kernels();                   // best available (QPLUG_INT4_ISA forces one)
+const Int4Kernels& int4_kernels();  // best available (QPLUG_INT4_ISA forces one)
 const Int4Kernels& int4_kernels(const std::string& isa);
-std::vector<std::string> int4_isas();                // this processor's, best last
+std::vector<std::string> int4_isas();  // this processor's, best last
 
 const Int4Kernels& int4_scalar();
 const Int4Kernels& int4_avx2();

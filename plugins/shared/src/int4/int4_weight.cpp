@@ -89,7 +89,8 @@ at::Tensor Int4Weight::matmul(const at::Tensor& x) const {
   }
   // Larger batches: dequantize W^T a tile of input rows at a time and accumulate with BLAS.
   const int64_t rows = std::max<int64_t>(group_size_, (kTileBytes / (4 * out_)) / 8 * 8);
-  at::Tensor tile = at::from_blob(scratch(rows * out_), {rows, out_}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor tile =
+      at::from_blob(scratch(rows * out_), {rows, out_}, at::TensorOptions().dtype(at::kFloat));
   y.zero_();
   for (int64_t j0 = 0; j0 < in_; j0 += rows) {
     const int64_t r = std::min(rows, in_ - j0);
@@ -106,7 +107,8 @@ at::Tensor Int4Weight::dequantize() const {
   const Int4View w = view();
   const Int4Kernels& k = int4_kernels();
   float* out = wt.data_ptr<float>();
-  at::parallel_for(0, in_, 64, [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, out); });
+  at::parallel_for(0, in_, 64,
+                   [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, out); });
   at::Tensor dense = wt.t();  // [out, in] in kernel order
   if (!order_.defined()) return dense.contiguous();
   at::Tensor restored = at::empty({out_, in_}, at::TensorOptions().dtype(at::kFloat));
