@@ -150,18 +150,7 @@ void BM_GptqInt4Linear(benchmark::State& state) {
   std::vector<std::unique_ptr<LinearKernel>> layers;
   for (int64_t c = 0; c < copies; ++c)
     layers.push_back(int4_layer(n, k, act_order, 100 + c));
-  const at::Tensor x = at::randn({m, k});
-  for (auto& l : layers)
-    (void)l->apply(x);
-  int64_t i = 0;
-  for (auto _ : state)
-    benchmark::DoNotOptimize(layers[i++ % copies]->apply(x));
-  state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(weight_bytes),
-                                                     benchmark::Counter::kIsIterationInvariantRate,
-                                                     benchmark::Counter::kIs1000);
-  state.counters["bandwidth_GBps"] = qplug::bench::read_bandwidth_gbps();
-  state.counters["speedup_vs_dense_fp32"] = benchmark::Counter(
-      qplug::bench::dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
+  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
   state.SetLabel(int4::int4_kernels().isa);
 }
 BENCHMARK(BM_GptqInt4Linear)

@@ -5,12 +5,15 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
+
+#include "qplug/sdk/linear_kernel.hpp"
 
 namespace qplug::bench {
 
@@ -61,6 +64,26 @@ inline double dense_seconds(int64_t m, int64_t n, int64_t k) {
   const double s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
   return cache[key] = s;
+}
+
+// Times a quantized linear [n, k] at batch m: `layers` are copies cycled so that each call finds
+// its weights cold, `weight_bytes` what one call must read (codes, scales, zeros). Reports the
+// effective weight GB/s, the machine's read bandwidth and the speedup over dense fp32.
+inline void run_cold_linear(benchmark::State& state,
+                            const std::vector<std::unique_ptr<LinearKernel>>& layers, int64_t m,
+                            int64_t n, int64_t k, int64_t weight_bytes) {
+  const at::Tensor x = at::randn({m, k});
+  for (const auto& l : layers)
+    (void)l->apply(x);
+  size_t i = 0;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(layers[i++ % layers.size()]->apply(x));
+  state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(weight_bytes),
+                                                     benchmark::Counter::kIsIterationInvariantRate,
+                                                     benchmark::Counter::kIs1000);
+  state.counters["bandwidth_GBps"] = read_bandwidth_gbps();
+  state.counters["speedup_vs_dense_fp32"] =
+      benchmark::Counter(dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 }  // namespace qplug::bench

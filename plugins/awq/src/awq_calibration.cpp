@@ -13,6 +13,7 @@
 
 #include "awq_algorithm.hpp"
 #include "packing.hpp"
+#include "quantized_layers.hpp"
 
 namespace qplug::awq {
 
@@ -217,14 +218,8 @@ class AwqCalibration final : public BlockCalibration {
 
   void install(Model& model, nn::LinearImpl& layer, const std::string& name, const AwqCodes& q,
                HostServices& services) {
-    LinearKernelArgs args;
-    args.layer = name;
-    args.shape = layer.shape();
-    args.dtype = layer.dtype();
-    args.device = model.device();
-    args.config = &config_;
-    args.pre_quantized = true;
-    OwnedKernel kernel = services.make_linear_kernel("awq", args);
+    OwnedKernel kernel = services.make_linear_kernel(
+        "awq", shared::quantized_kernel_args(model, layer, name, config_, true));
     const at::Tensor scales = q.scales.to(at::kHalf);
     if (settings_.version == AwqVersion::Gemm) {
       kernel.kernel->load_tensor("qweight", packing::pack_awq_gemm(q.codes));

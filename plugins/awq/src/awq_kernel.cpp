@@ -145,12 +145,7 @@ class AwqKernel final : public LinearKernel {
                         " features, got shape " + shape_string(x.sizes().vec()));
     if (!int4_.defined() && !dense_.defined())
       throw KernelError("layer '" + args_.layer + "' was used before its AWQ weights loaded");
-    const at::Tensor x2 = x.reshape({-1, in}).to(at::kFloat);
-    at::Tensor y = int4_.defined() ? int4_.matmul(x2) : at::matmul(x2, dense_.t());
-    if (bias_.defined()) y.add_(bias_.to(at::kFloat));
-    std::vector<int64_t> shape = x.sizes().vec();
-    shape.back() = out;
-    return y.view(shape).to(x.scalar_type());
+    return int4::linear_forward(x, int4_, dense_, bias_, in, out);
   }
 
   at::Tensor dequantize(DType dtype) const override {

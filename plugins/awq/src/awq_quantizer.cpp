@@ -6,6 +6,7 @@
 
 #include "awq_calibration.hpp"
 #include "awq_kernel.hpp"
+#include "quantized_layers.hpp"
 
 namespace qplug::awq {
 
@@ -47,17 +48,7 @@ void AwqQuantizer::process_model_before_weight_loading(Model& model, const Targe
   // A calibrated model gets its kernels in quantize(), block by block; a checkpoint brings its
   // packed tensors, and round-to-nearest quantizes each weight as it arrives.
   if (!pre_quantized() && !settings_.rtn) return;
-  for (const NamedLinear& named : model.linear_layers()) {
-    if (!plan.quantizes(named.name)) continue;
-    LinearKernelArgs args;
-    args.layer = named.name;
-    args.shape = named.layer->shape();
-    args.dtype = named.layer->dtype();
-    args.device = model.device();
-    args.config = &config();
-    args.pre_quantized = pre_quantized();
-    named.layer->set_kernel(services.make_linear_kernel("awq", args));
-  }
+  shared::install_planned_kernels(model, plan, services, "awq", config(), pre_quantized());
 }
 
 void AwqQuantizer::quantize(Model& model, const TargetPlan& plan, const CalibrationData& data,

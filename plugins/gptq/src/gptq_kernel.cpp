@@ -98,12 +98,8 @@ class GptqKernel final : public LinearKernel {
 
   at::Tensor apply(const at::Tensor& x) override {
     const int64_t in = args_.shape.in_features, out = args_.shape.out_features;
-    const at::Tensor x2 = x.reshape({-1, in}).to(at::kFloat);
-    at::Tensor y = int4_.defined() ? int4_.matmul(x2) : at::matmul(x2, dequantize(DType::F32).t());
-    if (bias_.defined()) y.add_(bias_.to(at::kFloat));
-    std::vector<int64_t> shape = x.sizes().vec();
-    shape.back() = out;
-    return y.view(shape).to(x.scalar_type());
+    return int4::linear_forward(x, int4_, int4_.defined() ? at::Tensor() : dequantize(DType::F32),
+                                bias_, in, out);
   }
 
   at::Tensor dequantize(DType dtype) const override {

@@ -13,6 +13,7 @@
 #include "gptq_algorithm.hpp"
 #include "gptq_kernel.hpp"
 #include "packing.hpp"
+#include "quantized_layers.hpp"
 
 namespace qplug::gptq {
 
@@ -99,14 +100,8 @@ class GptqCalibration final : public BlockCalibration {
  private:
   void install(Model& model, nn::LinearImpl& layer, const std::string& name, const GptqResult& r,
                HostServices& services) {
-    LinearKernelArgs args;
-    args.layer = name;
-    args.shape = layer.shape();
-    args.dtype = layer.dtype();
-    args.device = model.device();
-    args.config = &config_;
-    args.pre_quantized = true;
-    OwnedKernel kernel = services.make_linear_kernel("gptq", args);
+    OwnedKernel kernel = services.make_linear_kernel(
+        "gptq", shared::quantized_kernel_args(model, layer, name, config_, true));
     kernel.kernel->load_tensor("qweight", packing::pack_gptq_qweight(r.qint, settings_.bits));
     const at::Tensor zeros = r.zero.round().clamp(0, 255).to(at::kByte).contiguous();
     kernel.kernel->load_tensor("qzeros",
@@ -192,17 +187,7 @@ void GptqQuantizer::process_model_before_weight_loading(Model& model, const Targ
   // A calibrated GPTQ model gets its kernels in quantize(), as each layer is solved; a checkpoint
   // brings its packed tensors, and round-to-nearest quantizes each weight as it arrives.
   if (!pre_quantized() && !settings_.rtn) return;
-  for (const NamedLinear& named : model.linear_layers()) {
-    if (!plan.quantizes(named.name)) continue;
-    LinearKernelArgs args;
-    args.layer = named.name;
-    args.shape = named.layer->shape();
-    args.dtype = named.layer->dtype();
-    args.device = model.device();
-    args.config = &config();
-    args.pre_quantized = pre_quantized();
-    named.layer->set_kernel(services.make_linear_kernel("gptq", args));
-  }
+  shared::install_planned_kernels(model, plan, services, "gptq", config(), pre_quantized());
 }
 
 void GptqQuantizer::quantize(Model& model, const TargetPlan& plan, const CalibrationData& data,

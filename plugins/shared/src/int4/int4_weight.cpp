@@ -116,4 +116,14 @@ at::Tensor Int4Weight::dequantize() const {
   return restored;
 }
 
+at::Tensor linear_forward(const at::Tensor& x, const Int4Weight& weight, const at::Tensor& dense,
+                          const at::Tensor& bias, int64_t in_features, int64_t out_features) {
+  const at::Tensor x2 = x.reshape({-1, in_features}).to(at::kFloat);
+  at::Tensor y = weight.defined() ? weight.matmul(x2) : at::matmul(x2, dense.t());
+  if (bias.defined()) y.add_(bias.to(at::kFloat));
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out_features;
+  return y.view(shape).to(x.scalar_type());
+}
+
 }  // namespace qplug::int4

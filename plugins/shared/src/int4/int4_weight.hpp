@@ -37,4 +37,9 @@ class Int4Weight {
   int64_t in_ = 0, out_ = 0, group_size_ = 0;
 };
 
+// y = x Wᵀ + bias for x [..., in] of any floating dtype: computed in float32 through `weight`'s
+// int4 kernels when it is defined, else with `dense` (float32 [out, in]); returned in x's dtype.
+at::Tensor linear_forward(const at::Tensor& x, const Int4Weight& weight, const at::Tensor& dense,
+                          const at::Tensor& bias, int64_t in_features, int64_t out_features);
+
 }  // namespace qplug::int4
