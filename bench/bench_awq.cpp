@@ -20,7 +20,6 @@
 #include "qplug/core/models.hpp"
 #include "qplug/core/plugin_host.hpp"
 #include "qplug/core/quantizer_choice.hpp"
-#include "qplug/core/runtime.hpp"
 #include "qplug/core/services.hpp"
 #include "qplug/sdk/value.hpp"
 
@@ -137,10 +136,5 @@ BENCHMARK(BM_AwqGemmLinear)
 }  // namespace qplug::awq
 
 int main(int argc, char** argv) {
-  qplug::configure_cpu_threads();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return qplug::bench::run_benchmarks(argc, argv);
 }

@@ -10,7 +10,6 @@
 #include "bnb_config.hpp"
 #include "four_bit_kernel.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
-#include "qplug/core/runtime.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
 
@@ -125,10 +124,5 @@ BENCHMARK(BM_Nf4Linear)
 }  // namespace qplug::bnb
 
 int main(int argc, char** argv) {
-  qplug::configure_cpu_threads();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return qplug::bench::run_benchmarks(argc, argv);
 }

@@ -17,7 +17,6 @@
 #include "gptq_kernel.hpp"
 #include "int4/int4_kernels.hpp"
 #include "packing.hpp"
-#include "qplug/core/runtime.hpp"
 #include "qplug/sdk/value.hpp"
 
 namespace qplug::gptq {
@@ -166,10 +165,5 @@ BENCHMARK(BM_GptqInt4Linear)
 }  // namespace qplug::gptq
 
 int main(int argc, char** argv) {
-  qplug::configure_cpu_threads();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return qplug::bench::run_benchmarks(argc, argv);
 }

@@ -13,6 +13,7 @@
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
 
+#include "qplug/core/runtime.hpp"
 #include "qplug/sdk/linear_kernel.hpp"
 
 namespace qplug::bench {
@@ -84,6 +85,17 @@ inline void run_cold_linear(benchmark::State& state,
   state.counters["bandwidth_GBps"] = read_bandwidth_gbps();
   state.counters["speedup_vs_dense_fp32"] =
       benchmark::Counter(dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Every benchmark program's main(): LibTorch's threads set up as the qplug command sets them, then
+// Google Benchmark with its usual flags.
+inline int run_benchmarks(int argc, char** argv) {
+  configure_cpu_threads();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace qplug::bench
