@@ -87,10 +87,11 @@ inline void run_cold_linear(benchmark::State& state,
       benchmark::Counter(dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Every benchmark program's main(): LibTorch's threads set up as the qplug command sets them, then
-// Google Benchmark with its usual flags.
+// Every benchmark program's main(): LibTorch's threads and the allocator set up as the qplug
+// command sets them, then Google Benchmark with its usual flags.
 inline int run_benchmarks(int argc, char** argv) {
   configure_cpu_threads();
+  configure_allocator();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

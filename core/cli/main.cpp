@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   qplug::configure_cpu_threads();
+  qplug::configure_allocator();
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   try {

@@ -1,8 +1,10 @@
 #include "qplug/core/runtime.hpp"
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <cstdlib>
+#include <limits>
 
 #include <ATen/Parallel.h>
 
@@ -18,6 +20,12 @@ int configure_cpu_threads() {
     }
   }
   return at::get_num_threads();
+}
+
+bool configure_allocator() {
+  const bool no_mmap = mallopt(M_MMAP_MAX, 0) == 1;
+  const bool no_trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return no_mmap && no_trim;
 }
 
 }  // namespace qplug

@@ -9,4 +9,14 @@ namespace qplug {
 // machines. Returns the thread count in effect.
 int configure_cpu_threads();
 
+// Keeps large freed blocks in the process for reuse instead of returning them to the kernel.
+// glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh mappings, so every
+// attention score tensor or activation batch of that size page-faults all over again (~12 us per
+// 4 KiB page on the machines qplug targets): calibration spent more time in the kernel than in
+// its matmuls. Turns glibc's per-block mappings off (M_MMAP_MAX 0: every block comes from the
+// heap) and stops trimming the heap (M_TRIM_THRESHOLD at its maximum). Freed memory stays in the
+// process for the next allocation; the peak is what the work needs, as before. Returns false if
+// glibc refused.
+bool configure_allocator();
+
 }  // namespace qplug
