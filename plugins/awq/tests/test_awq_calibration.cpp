@@ -84,9 +84,11 @@ TEST(AwqCalibration, GemvLayoutCalibratesAndMatchesGemm) {
   LoadedModel gemm = quantize_with_config(model, common);
   LoadedModel gemv = quantize_with_config(model, common + "version: gemv\n");
   // GEMV packs along the inputs: qweight [out, in / 8].
+  std::vector<int64_t> qweight_shape;
   for (const auto& [name, tensor] :
        gemv.model->find_linear("model.layers.0.mlp.up_proj")->kernel().tensors())
-    if (name == "qweight") EXPECT_EQ(tensor.sizes().vec(), (std::vector<int64_t>{768, 32}));
+    if (name == "qweight") qweight_shape = tensor.sizes().vec();
+  EXPECT_EQ(qweight_shape, (std::vector<int64_t>{768, 32}));
   const at::Tensor ids = testing::random_ids(512, 2, 16, 3);
   EXPECT_TRUE(at::allclose(gemm.model->forward(ids), gemv.model->forward(ids), 1e-5, 1e-5));
 }
