@@ -3,6 +3,9 @@
 // machine's measured read bandwidth. Results are reported, never asserted.
 #include <benchmark/benchmark.h>
 
+#include <map>
+#include <string>
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -16,20 +19,25 @@
 namespace qplug::bnb {
 namespace {
 
-const QuantConfig& nf4_config() {
-  static const QuantConfig config = [] {
+// NF4 with the given bnb_4bit_compute_dtype.
+const QuantConfig& nf4_config(const char* compute_dtype) {
+  static std::map<std::string, QuantConfig> configs;
+  auto it = configs.find(compute_dtype);
+  if (it == configs.end()) {
     Value raw = Value::map();
     raw.set("bnb_4bit_quant_type", "nf4");
-    return make_schema("bitsandbytes_4bit").validate(raw);
-  }();
-  return config;
+    raw.set("bnb_4bit_compute_dtype", compute_dtype);
+    it = configs.emplace(compute_dtype, make_schema("bitsandbytes_4bit").validate(raw)).first;
+  }
+  return it->second;
 }
 
-std::unique_ptr<LinearKernel> nf4_layer(int64_t n, int64_t k, uint64_t seed) {
+std::unique_ptr<LinearKernel> nf4_layer(int64_t n, int64_t k, uint64_t seed,
+                                        const char* compute_dtype = "float32") {
   LinearKernelArgs args;
   args.layer = "bench";
   args.shape = {k, n, false};
-  args.config = &nf4_config();
+  args.config = &nf4_config(compute_dtype);
   auto kernel = make_four_bit_kernel(args);
   at::Generator gen = at::detail::createCPUGenerator(seed);
   kernel->load_tensor("weight", at::randn({n, k}, gen) * 0.02);
@@ -89,7 +97,7 @@ void BM_DenseLinear(benchmark::State& state) {
 }
 
 // 4-bit NF4 (blocksize 64) linear: cold weights (a fresh layer every call) or hot (one layer).
-void BM_Nf4Linear(benchmark::State& state) {
+void nf4_linear(benchmark::State& state, const char* compute_dtype) {
   c10::InferenceMode guard;
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const bool cold = state.range(3) != 0;
@@ -97,9 +105,19 @@ void BM_Nf4Linear(benchmark::State& state) {
   const int64_t copies = cold ? qplug::bench::cold_copies(weight_bytes) : 1;
   std::vector<std::unique_ptr<LinearKernel>> layers;
   for (int64_t c = 0; c < copies; ++c)
-    layers.push_back(nf4_layer(n, k, 100 + c));
+    layers.push_back(nf4_layer(n, k, 100 + c, compute_dtype));
   qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
   set_isa_label(state);
+}
+
+void BM_Nf4Linear(benchmark::State& state) {
+  nf4_linear(state, "float32");
+}
+
+// bnb_4bit_compute_dtype bfloat16 (what most published bnb checkpoints use): inputs, code values
+// and outputs rounded to bfloat16, so the GEMV decodes two bytes per code value instead of four.
+void BM_Nf4LinearBf16Compute(benchmark::State& state) {
+  nf4_linear(state, "bfloat16");
 }
 
 void Shapes(benchmark::internal::Benchmark* b, bool with_temperature) {
@@ -117,6 +135,9 @@ BENCHMARK(BM_DenseLinear)
     ->ArgNames({"M", "N", "K"})
     ->Apply([](auto* b) { Shapes(b, false); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 BENCHMARK(BM_Nf4Linear)
+    ->ArgNames({"M", "N", "K", "cold"})
+    ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
+BENCHMARK(BM_Nf4LinearBf16Compute)
     ->ArgNames({"M", "N", "K", "cold"})
     ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 

@@ -117,17 +117,19 @@ class FourBitKernel final : public LinearKernel {
 
   at::Tensor apply(const at::Tensor& x) override {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
-    const at::Tensor x2 = x.reshape({-1, K}).to(at::kFloat).contiguous();
+    // As transformers' Linear4bit: the input is cast to the compute dtype and so is the result.
+    // Products and sums run in float32 (bitsandbytes' kernels accumulate in float32 as well).
+    const at::Tensor x2 = in_compute_dtype(x.reshape({-1, K})).to(at::kFloat).contiguous();
     const int64_t M = x2.size(0);
     at::Tensor y;
     if (M <= kMaxGemvRows && K % settings_.blocksize == 0)
       y = gemv(x2);
     else
       y = tiled_matmul(x2);
-    if (bias_.defined()) y.add_(bias_.to(at::kFloat));
+    if (bias_.defined()) y.add_(in_compute_dtype(bias_).to(at::kFloat));
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = N;
-    return y.view(shape).to(x.scalar_type());
+    return in_compute_dtype(y.view(shape)).to(x.scalar_type());
   }
 
   at::Tensor dequantize(DType dtype) const override {
@@ -248,21 +250,41 @@ class FourBitKernel final : public LinearKernel {
     stored_.clear();
   }
 
-  void set_table(const float* values) { std::copy_n(values, 16, table_.begin()); }
+  // The code values the matmuls use: bitsandbytes' kernels look them up in the compute dtype, so
+  // with bfloat16 or float16 they are rounded to it (dequantize() keeps the exact float32 ones).
+  void set_table(const float* values) {
+    std::copy_n(values, 16, table_.begin());
+    const at::Tensor exact =
+        at::from_blob(table_.data(), {16}, at::TensorOptions().dtype(at::kFloat));
+    const at::Tensor rounded = in_compute_dtype(exact).to(at::kFloat).contiguous();
+    std::copy_n(rounded.data_ptr<float>(), 16, compute_table_.begin());
+  }
+
+  bool sixteen_bit_compute() const {
+    return settings_.compute_dtype == DType::BF16 || settings_.compute_dtype == DType::F16;
+  }
+
+  at::Tensor in_compute_dtype(const at::Tensor& t) const {
+    return sixteen_bit_compute() ? t.to(to_scalar_type(settings_.compute_dtype)) : t;
+  }
 
   at::Tensor gemv(const at::Tensor& x2) const {
     const int64_t M = x2.size(0), K = x2.size(1), N = args_.shape.out_features;
+    // A bfloat16 table has only two significant bytes per value: the kernels decode just those.
+    const bool bf16 = settings_.compute_dtype == DType::BF16;
+    const auto arrange = bf16 ? kernels_.arrange_activations_bf16 : kernels_.arrange_activations;
+    const auto gemv_rows = bf16 ? kernels_.gemv_4bit_bf16 : kernels_.gemv_4bit;
     // The inputs in the order the kernel decodes weights in, so decoding needs no reordering.
     float* arranged = scratch(M * K, 0);
-    kernels_.arrange_activations(x2.data_ptr<float>(), M, K, arranged);
+    arrange(x2.data_ptr<float>(), M, K, arranged);
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     const float* xs = arranged;
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
     const float* absmax = weight_.absmax.data_ptr<float>();
     float* out = y.data_ptr<float>();
     at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
-      kernels_.gemv_4bit(xs, M, K, packed, absmax, settings_.blocksize, table_.data(), first, last,
-                         out, N);
+      gemv_rows(xs, M, K, packed, absmax, settings_.blocksize, compute_table_.data(), first, last,
+                out, N);
     });
     return y;
   }
@@ -270,8 +292,12 @@ class FourBitKernel final : public LinearKernel {
   // Larger batches: dequantize a tile of rows at a time and let BLAS multiply.
   at::Tensor tiled_matmul(const at::Tensor& x2) const {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
-    if ((K % settings_.blocksize) != 0)  // blocks straddle rows: dequantize the whole weight
-      return at::matmul(x2, dequantize(DType::F32).t());
+    if ((K % settings_.blocksize) != 0) {  // blocks straddle rows: dequantize the whole weight
+      const int64_t n = K * N;
+      const at::Tensor w = dequantize_4bit(weight_.packed, weight_.absmax, n, settings_.blocksize,
+                                           compute_table_.data(), kernels_);
+      return at::matmul(x2, w.view({N, K}).t());
+    }
     at::Tensor y = at::empty({x2.size(0), N}, at::TensorOptions().dtype(at::kFloat));
     const int64_t rows = std::max<int64_t>(1, kTileBytes / (4 * K));
     at::Tensor tile =
@@ -286,8 +312,8 @@ class FourBitKernel final : public LinearKernel {
       float* dst = w.data_ptr<float>();
       const int64_t blocks = n / settings_.blocksize;
       at::parallel_for(0, blocks, 16, [&](int64_t first, int64_t last) {
-        kernels_.dequantize_4bit(packed, absmax, n, settings_.blocksize, table_.data(), first, last,
-                                 dst);
+        kernels_.dequantize_4bit(packed, absmax, n, settings_.blocksize, compute_table_.data(),
+                                 first, last, dst);
       });
       y.narrow(1, r0, r).copy_(at::matmul(x2, w.view({r, K}).t()));
     }
@@ -299,7 +325,8 @@ class FourBitKernel final : public LinearKernel {
   const CpuKernels& kernels_;
   FourBitWeight weight_;
   at::Tensor quant_map_;
-  std::array<float, 16> table_{};
+  std::array<float, 16> table_{};          // the checkpoint's code values
+  std::array<float, 16> compute_table_{};  // the same, in the compute dtype
   std::string state_json_;
   at::Tensor bias_;
   std::map<std::string, at::Tensor> stored_;  // pre-quantized tensors until all arrived

@@ -95,6 +95,43 @@ TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
     }
 }
 
+// The code table rounded to bfloat16, as the kernel uses it with bnb_4bit_compute_dtype bfloat16.
+std::vector<float> bf16_table(QuantType type) {
+  const FourBitCodebook book = codebook(type);
+  const at::Tensor exact =
+      at::from_blob(const_cast<float*>(book.table), {16}, at::TensorOptions().dtype(at::kFloat));
+  const at::Tensor rounded = exact.to(at::kBFloat16).to(at::kFloat).contiguous();
+  return {rounded.data_ptr<float>(), rounded.data_ptr<float>() + 16};
+}
+
+TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  for (QuantType type : {QuantType::NF4, QuantType::FP4})
+    for (int64_t bs : {32, 64, 256})
+      for (int64_t M : {1, 3, 4, 6}) {
+        const int64_t N = 40, K = 768;
+        const at::Tensor w = randn({N, K}, 41 + bs);
+        const at::Tensor x = randn({M, K}, 43 + M);
+        const FourBitWeight q = quantize_4bit(w, FourBitSettings{type, false, bs, DType::F32}, k);
+        const std::vector<float> table = bf16_table(type);
+        const at::Tensor dense =
+            dequantize_4bit(q.packed, q.absmax, N * K, bs, table.data(), scalar_kernels())
+                .view({N, K});
+        at::Tensor arranged = at::empty({M, K});
+        k.arrange_activations_bf16(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
+        at::Tensor y = at::zeros({M, N});
+        // Rows [5, 37): the first and last rows stay untouched.
+        k.gemv_4bit_bf16(arranged.data_ptr<float>(), M, K, q.packed.data_ptr<uint8_t>(),
+                         q.absmax.data_ptr<float>(), bs, table.data(), 5, 37, y.data_ptr<float>(),
+                         N);
+        const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+        EXPECT_LT(relative_error(y.narrow(1, 5, 32), want.narrow(1, 5, 32)), 1e-6)
+            << GetParam() << " bs=" << bs << " M=" << M;
+        EXPECT_EQ(y.narrow(1, 0, 5).abs().max().item<float>(), 0.0f);
+        EXPECT_EQ(y.narrow(1, 37, 3).abs().max().item<float>(), 0.0f);
+      }
+}
+
 TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
   const CpuKernels& k = cpu_kernels(GetParam());
   at::Generator gen = at::detail::createCPUGenerator(5);
@@ -155,6 +192,50 @@ TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
     const at::Tensor y3 = kernel->apply(x3);
     EXPECT_EQ(y3.sizes().vec(), (std::vector<int64_t>{2, 3, 96}));
     EXPECT_EQ(y3.scalar_type(), at::kBFloat16);
+  }
+}
+
+TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
+  // Linear4bit casts the input to bnb_4bit_compute_dtype, bitsandbytes looks the code values up in
+  // it, and the result comes back in it: y = round(round(x) · (table_c[code] · absmax)ᵀ + bias_c).
+  for (const char* dtype : {"bfloat16", "float16"}) {
+    const at::ScalarType st = std::string(dtype) == "bfloat16" ? at::kBFloat16 : at::kHalf;
+    const QuantConfig cfg = config(
+        "bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_compute_dtype", dtype}});
+    const int64_t N = 64, K = 256;
+    const at::Tensor w = randn({N, K}, 51), bias = randn({N}, 52);
+    auto kernel = loaded_kernel(cfg, w, bias);
+    // dequantize() exports the exact float32 values; the matmuls use the compute dtype's.
+    const at::Tensor exact = kernel->dequantize(DType::F32);
+    const FourBitWeight q =
+        quantize_4bit(w, FourBitSettings{QuantType::NF4, false, 64, DType::F32}, scalar_kernels());
+    const FourBitCodebook book = codebook(QuantType::NF4);
+    const at::Tensor table =
+        at::from_blob(const_cast<float*>(book.table), {16}, at::TensorOptions().dtype(at::kFloat))
+            .to(st)
+            .to(at::kFloat)
+            .contiguous();
+    const at::Tensor used =
+        dequantize_4bit(q.packed, q.absmax, N * K, 64, table.data_ptr<float>(), scalar_kernels())
+            .view({N, K});
+    EXPECT_TRUE(at::equal(
+        exact,
+        dequantize_4bit(q.packed, q.absmax, N * K, 64, book.table, scalar_kernels()).view({N, K})));
+    for (int64_t M : {1, 5, 40}) {  // GEMV and tiled paths
+      const at::Tensor x = randn({M, K}, 53 + M);
+      const at::Tensor y = kernel->apply(x);
+      EXPECT_EQ(y.scalar_type(), at::kFloat);
+      EXPECT_TRUE(at::equal(y, y.to(st).to(at::kFloat))) << dtype << ": not rounded, M=" << M;
+      const at::Tensor want =
+          at::linear(x.to(st).to(at::kDouble), used.to(at::kDouble), bias.to(st).to(at::kDouble));
+      // Within one unit in the last place of the compute dtype: float32 sums may round a value
+      // near a midpoint the other way.
+      const double ulp = st == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024;
+      // (Relative to the outputs' typical size where a sum cancels to a small value.)
+      const at::Tensor scale = want.abs().clamp_min(want.abs().mean().item<double>());
+      EXPECT_LE(((y.to(at::kDouble) - want).abs() / scale).max().item<double>(), ulp)
+          << dtype << " M=" << M;
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <cblas.h>
 
 #include "qplug/sdk/errors.hpp"
 
@@ -20,11 +21,6 @@ constexpr double kDampIncrement = 0.0025;  // GPTQModel's damp_auto_increment
 constexpr int kMseGrid = 100;
 constexpr double kMseMaxShrink = 0.8;
 constexpr double kMseNorm = 2.4;
-// Column tile of the blocked rank-k update, which skips (tiles-1)/(2*tiles) of a full XᵀX's work
-// (25% at 4096 columns: three 2048-wide GEMMs). Tiles this wide keep each GEMM near the BLAS's
-// peak with the host's 2048-token batches; 256-wide tiles skipped 47% of the work but ran so
-// far below peak that the update was slower than a full XᵀX.
-constexpr int64_t kHessianTile = 2048;
 
 // The solver keeps Wᵀ: one weight column per memory row, its rows padded to a multiple of
 // kRowChunk. One column of a chunk of rows is then contiguous, so GPTQ's column loop runs as SIMD
@@ -409,10 +405,50 @@ at::Tensor to_weight_layout(const at::Tensor& t, int64_t rows, const at::Tensor&
   return ordered.narrow(1, 0, rows).t().contiguous();
 }
 
+// Copies the lower triangle of the square n x n matrix at `m` (row stride `stride`) onto its upper
+// triangle, in 64x64 blocks so that the column-wise reads stay in cache.
+void mirror_lower_to_upper(float* m, int64_t n, int64_t stride) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t ib = 0; ib < n; ib += kBlock) {
+    for (int64_t jb = ib; jb < n; jb += kBlock) {
+      for (int64_t i = ib; i < std::min(ib + kBlock, n); ++i) {
+        for (int64_t j = std::max(jb, i + 1); j < std::min(jb + kBlock, n); ++j) {
+          m[i * stride + j] = m[j * stride + i];
+        }
+      }
+    }
+  }
+}
+
+// h[r, c] = h[r, c] * keep + p[r, c] for the rows x cols tile at h (row stride h_stride), rounded
+// twice as the reference's `H *= keep; H += P` does (this file is built without FMA contraction);
+// lower_only: only c <= r (a diagonal tile, whose p has only its lower triangle).
+void scale_and_add(float* h, int64_t h_stride, float keep, const float* p, int64_t rows,
+                   int64_t cols, bool lower_only) {
+  at::parallel_for(0, rows, 64, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      float* hr = h + r * h_stride;
+      const float* pr = p + r * cols;
+      const int64_t n = lower_only ? r + 1 : cols;
+      for (int64_t c = 0; c < n; ++c) {
+        const float scaled = hr[c] * keep;
+        hr[c] = scaled + pr[c];
+      }
+    }
+  });
+}
+
 }  // namespace
 
-HessianAccumulator::HessianAccumulator(int64_t columns) : columns_(columns), tile_(kHessianTile) {
+// The blocked rank-k update: a symmetric rank-k update (BLAS ssyrk) on each diagonal tile and a
+// GEMM on each tile below it, so exactly half of a full XᵀX's products are computed. A 4096-column
+// layer is one ssyrk (7.1 s for 128 x 512 tokens here; 2048-wide tiles, two ssyrk and a GEMM,
+// took 8.7 s). The tile bounds the product buffer to 64 MiB (a whole one would be 485 MiB for an
+// 11008-wide down_proj).
+HessianAccumulator::HessianAccumulator(int64_t columns, int64_t tile)
+    : columns_(columns), tile_(tile) {
   if (columns <= 0) fail("a Hessian needs a positive column count, not " + std::to_string(columns));
+  if (tile <= 0) fail("a Hessian tile needs a positive width, not " + std::to_string(tile));
   h_ = at::zeros({columns, columns}, at::kFloat);
 }
 
@@ -430,45 +466,45 @@ void HessianAccumulator::add_batch(const at::Tensor& input) {
   samples_ += batch;
   const at::Tensor xs = at::mul(x, std::sqrt(2.0 / static_cast<double>(samples_)));
   // Only tiles on or below the diagonal. Each product goes through a buffer, as `H += XsᵀXs` does,
-  // so each element is rounded the way the reference rounds it.
-  at::Tensor product =
-      at::empty({std::min(tile_, columns_) * std::min(tile_, columns_)}, h_.options());
+  // so each element is rounded the way the reference rounds it: a sum from zero of the same
+  // products in token order (bit for bit under the netlib BLAS the vectors were made with).
+  // One buffer per thread, reused by every accumulator: faulting 64 MiB of fresh pages in costs
+  // ~0.2 s, as much as a batch's products.
+  thread_local std::vector<float> product_buffer;
+  const int64_t product_size = std::min(tile_, columns_) * std::min(tile_, columns_);
+  if (static_cast<int64_t>(product_buffer.size()) < product_size)
+    product_buffer.resize(static_cast<size_t>(product_size));
+  const at::Tensor product = at::from_blob(product_buffer.data(), {product_size}, h_.options());
+  const float* xs_data = xs.data_ptr<float>();
+  const float keep_f = static_cast<float>(keep);  // a Python float times a float32 tensor
+  const int64_t tokens = xs.size(0);
   for (int64_t i0 = 0; i0 < columns_; i0 += tile_) {
     const int64_t ni = std::min(tile_, columns_ - i0);
     const at::Tensor xi = xs.narrow(1, i0, ni);
     for (int64_t j0 = 0; j0 <= i0; j0 += tile_) {
       const int64_t nj = std::min(tile_, columns_ - j0);
-      at::Tensor h_tile = h_.narrow(0, i0, ni).narrow(1, j0, nj);
       at::Tensor p = product.narrow(0, 0, ni * nj).view({ni, nj});
-      at::mm_out(p, xi.t(), xs.narrow(1, j0, nj));
-      h_tile.mul_(keep);
-      h_tile.add_(p);
+      if (i0 == j0) {
+        // Row-major p's lower triangle is column-major's upper one; xs's columns i0.. read as a
+        // column-major [ni, tokens] matrix with leading dimension `columns_`.
+        cblas_ssyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(ni),
+                    static_cast<int>(tokens), 1.0f, xs_data + i0, static_cast<int>(columns_), 0.0f,
+                    p.data_ptr<float>(), static_cast<int>(ni));
+      } else {
+        at::mm_out(p, xi.t(), xs.narrow(1, j0, nj));
+      }
+      scale_and_add(h_.data_ptr<float>() + i0 * columns_ + j0, columns_, keep_f,
+                    p.data_ptr<float>(), ni, nj, /*lower_only=*/i0 == j0);
     }
   }
   upper_stale_ = true;
 }
 
-void HessianAccumulator::mirror_lower_to_upper() const {
-  // Also inside the diagonal tiles: an optimized GEMM need not round XᵢᵀXⱼ and XⱼᵀXᵢ alike, and a
-  // symmetric H (what a reference BLAS gives) keeps act-order's permuted H independent of that.
-  // Copied in 64x64 blocks so that the column-wise reads stay in cache.
-  constexpr int64_t kBlock = 64;
-  const int64_t n = columns_;
-  float* h = h_.data_ptr<float>();
-  for (int64_t ib = 0; ib < n; ib += kBlock) {
-    for (int64_t jb = ib; jb < n; jb += kBlock) {
-      for (int64_t i = ib; i < std::min(ib + kBlock, n); ++i) {
-        for (int64_t j = std::max(jb, i + 1); j < std::min(jb + kBlock, n); ++j) {
-          h[i * n + j] = h[j * n + i];
-        }
-      }
-    }
-  }
-}
-
 const at::Tensor& HessianAccumulator::hessian() const {
   if (upper_stale_) {
-    mirror_lower_to_upper();
+    // Also inside the diagonal tiles: an optimized BLAS need not round XᵢᵀXⱼ and XⱼᵀXᵢ alike, and
+    // a symmetric H (what a reference BLAS gives) keeps act-order's permuted H independent of it.
+    mirror_lower_to_upper(h_.data_ptr<float>(), columns_, columns_);
     upper_stale_ = false;
   }
   return h_;

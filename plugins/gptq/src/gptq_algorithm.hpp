@@ -38,11 +38,14 @@ struct GptqResult {
 };
 
 // gptq.py add_batch: H *= N/(N+B); N += B; H += (2/N) XᵀX, in float32, where B counts sequences
-// (not tokens). Only the lower block triangle is multiplied out (a blocked symmetric rank-k
-// update); the upper triangle is mirrored from it when hessian() is asked for.
+// (not tokens). Only the lower triangle is multiplied out (ssyrk on diagonal tiles, GEMM below
+// them: half of XᵀX's work); the upper triangle is mirrored from it when hessian() is asked for.
 class HessianAccumulator {
  public:
-  explicit HessianAccumulator(int64_t columns);
+  // tile: width of the column tiles of the blocked update (the default suits the BLAS; tests use
+  // narrow ones to cover the tiles below the diagonal).
+  explicit HessianAccumulator(int64_t columns, int64_t tile = kDefaultTile);
+  static constexpr int64_t kDefaultTile = 4096;
 
   // input: [B, T, cols] or [T, cols] (then B = 1), any floating dtype.
   void add_batch(const at::Tensor& input);
@@ -51,8 +54,6 @@ class HessianAccumulator {
   int64_t samples() const { return samples_; }
 
  private:
-  void mirror_lower_to_upper() const;
-
   int64_t columns_;
   int64_t tile_;  // width of the column tiles of the blocked rank-k update
   int64_t samples_ = 0;

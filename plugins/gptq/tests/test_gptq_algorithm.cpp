@@ -160,11 +160,12 @@ TEST(GptqHessian, DiagonalMatchesReference) {
 }
 
 TEST(GptqHessian, TiledUpdateIsTheFullSymmetricProduct) {
-  // 600 columns: two tiles, so the skipped upper tile must come back by mirroring.
+  // 600 columns in tiles of 256: ssyrk on three diagonal tiles (the last a partial one), GEMMs on
+  // the three below them, and the upper triangle mirrored back.
   const int64_t cols = 600;
   at::manual_seed(3);
   const at::Tensor a = at::randn({2, 7, cols}), b = at::randn({5, cols}, at::kDouble);
-  HessianAccumulator acc(cols);
+  HessianAccumulator acc(cols, /*tile=*/256);
   acc.add_batch(a);                // 2 sequences
   acc.add_batch(b.to(at::kHalf));  // a [T, cols] input counts as 1 sequence, any float dtype
   EXPECT_EQ(acc.samples(), 3);
@@ -176,6 +177,11 @@ TEST(GptqHessian, TiledUpdateIsTheFullSymmetricProduct) {
   const at::Tensor expected = at::mm(xs.t(), xs) * (2.0 / 3.0);
   EXPECT_LE((h.to(at::kDouble) - expected).abs().max().item<double>(),
             1e-5 * expected.abs().max().item<double>());
+  // One tile gives the same sums of the same products (up to the BLAS's summation order).
+  HessianAccumulator whole(cols);
+  whole.add_batch(a);
+  whole.add_batch(b.to(at::kHalf));
+  EXPECT_LE((whole.hessian() - h).abs().max().item<float>(), 1e-5f * h.abs().max().item<float>());
 }
 
 TEST(GptqHessian, RejectsWrongShapes) {

@@ -43,6 +43,14 @@ struct CpuKernels {
                     const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
                     int64_t last_row, float* y, int64_t y_stride);
 
+  // The same two operations for a table whose every value is a bfloat16 (its low 16 bits zero,
+  // as with bnb_4bit_compute_dtype bfloat16): the same sums, possibly in another order and layout,
+  // decoding only the values' two high bytes. Sets without a faster path repeat the general ones.
+  void (*arrange_activations_bf16)(const float* x, int64_t M, int64_t K, float* out);
+  void (*gemv_4bit_bf16)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
+                         const float* absmax, int64_t blocksize, const float* table,
+                         int64_t first_row, int64_t last_row, float* y, int64_t y_stride);
+
   // LLM.int8 weight rows [first_row, last_row) of W [rows, K] (float values of the fp16 weight):
   // SCB[r] = max |W[r]|, CB[r, k] = round_half_even(W[r, k] * (127 / SCB[r])); a zero row gives
   // zero codes.

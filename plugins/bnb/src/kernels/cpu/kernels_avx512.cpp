@@ -242,8 +242,10 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
 }  // namespace
 
 const CpuKernels& avx512_kernels() {
-  static const CpuKernels kernels{"avx512",  quantize_4bit,      dequantize_4bit, arrange_even_odd,
-                                  gemv_4bit, quantize_int8_rows, int8_matmul};
+  // One 16-entry vpermps decodes any fp32 table; a bf16 table needs no faster path.
+  static const CpuKernels kernels{"avx512",         quantize_4bit,      dequantize_4bit,
+                                  arrange_even_odd, gemv_4bit,          arrange_even_odd,
+                                  gemv_4bit,        quantize_int8_rows, int8_matmul};
   return kernels;
 }
 

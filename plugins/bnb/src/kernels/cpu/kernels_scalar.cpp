@@ -115,8 +115,10 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
 }
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels kernels{"scalar",  quantize_4bit,      dequantize_4bit, arrange_even_odd,
-                                  gemv_4bit, quantize_int8_rows, int8_matmul};
+  // No faster decode for bf16 tables here: the general GEMV computes the same sums.
+  static const CpuKernels kernels{"scalar",         quantize_4bit,      dequantize_4bit,
+                                  arrange_even_odd, gemv_4bit,          arrange_even_odd,
+                                  gemv_4bit,        quantize_int8_rows, int8_matmul};
   return kernels;
 }
 
