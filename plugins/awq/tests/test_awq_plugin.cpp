@@ -202,7 +202,7 @@ TEST_P(AwqVectors, LoadsTheTensorsAutoAwqWrites) {
   for (const auto& [suffix, tensor] : stored)
     EXPECT_TRUE(same_bytes(tensor, t(c.version + "." + suffix))) << suffix;
   at::Generator gen = at::detail::createCPUGenerator(11);
-  for (int64_t rows : {1, 5, 40}) {  // the int4 GEMV path and the tiled BLAS path
+  for (int64_t rows : {1, 5, 40}) {  // the int4 GEMV path and the dequantized-tile path
     const at::Tensor x = at::randn({rows, 256}, gen);
     EXPECT_LT(relative_error(k.apply(x), at::matmul(x, w.t())), 1e-5) << rows << " rows";
   }

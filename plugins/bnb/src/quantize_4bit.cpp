@@ -107,7 +107,8 @@ at::Tensor dequantize_4bit(const at::Tensor& packed, const at::Tensor& absmax, i
   float* o = out.data_ptr<float>();
   at::parallel_for(0, blocks, std::max<int64_t>(1, kGrainElements / blocksize),
                    [&](int64_t first, int64_t last) {
-                     kernels.dequantize_4bit(p, a, n, blocksize, table, first, last, o);
+                     kernels.dequantize_4bit(p, a, n, blocksize, table, first, last,
+                                             o + first * blocksize);
                    });
   return out;
 }

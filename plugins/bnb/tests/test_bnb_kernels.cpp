@@ -1,6 +1,6 @@
 // The bnb CPU kernels: every implementation against the scalar reference and against dense math,
-// and the LinearKernel objects the plugin hands out (GEMV path, tiled BLAS path, int8 with and
-// without outliers).
+// and the LinearKernel objects the plugin hands out (GEMV path, dequantized-tile path, int8 with
+// and without outliers).
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -132,6 +132,45 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
       }
 }
 
+// Batched matmuls: decode a tile of weight rows x kc columns, multiply it with inputs arranged
+// the same way, then add a second pass on top (accumulate).
+TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
+  const CpuKernels& k = cpu_kernels(GetParam());
+  const int64_t N = 9, K = 640;
+  for (int64_t bs : {32, 64})
+    for (int64_t kc : {bs, int64_t{320}}) {
+      const at::Tensor w = randn({N, K}, 61 + bs);
+      const FourBitWeight q =
+          quantize_4bit(w, FourBitSettings{QuantType::FP4, false, bs, DType::F32}, k);
+      const FourBitCodebook book = codebook(QuantType::FP4);
+      const at::Tensor dense =
+          dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels()).view({N, K});
+      for (int64_t M : {1, 2, 3, 4, 5, 7})
+        for (int64_t rows : {1, 3, 4, 5, 9}) {
+          const at::Tensor x = randn({M, K}, 67 + M);
+          at::Tensor arranged = at::empty({M, K});
+          k.arrange_tile_inputs(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
+          // Columns [kc, 2 kc) of the first `rows` rows, into a tile; y has one spare column.
+          at::Tensor tile = at::empty({rows, kc});
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t first_block = (r * K + kc) / bs;
+            k.decode_tile(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), bs, book.table,
+                          first_block, first_block + kc / bs, tile.data_ptr<float>() + r * kc);
+          }
+          at::Tensor y = at::full({M, rows + 1}, 7.0f);
+          for (bool accumulate : {false, true})
+            k.gemm_tile(arranged.data_ptr<float>() + kc, K, M, tile.data_ptr<float>(), rows, kc,
+                        y.data_ptr<float>(), rows + 1, accumulate);
+          const at::Tensor want =
+              2 * at::matmul(x.narrow(1, kc, kc).to(at::kDouble),
+                             dense.narrow(0, 0, rows).narrow(1, kc, kc).to(at::kDouble).t());
+          EXPECT_LT(relative_error(y.narrow(1, 0, rows), want), 1e-6)
+              << GetParam() << " bs=" << bs << " kc=" << kc << " M=" << M << " rows=" << rows;
+          EXPECT_TRUE(at::all(y.select(1, rows) == 7.0f).item<bool>());
+        }
+    }
+}
+
 TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
   const CpuKernels& k = cpu_kernels(GetParam());
   at::Generator gen = at::detail::createCPUGenerator(5);
@@ -176,12 +215,13 @@ std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Te
 TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
   const QuantConfig cfg = config(
       "bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_use_double_quant", true}});
-  for (int64_t K : {256, 172}) {  // 172: blocks straddle rows, the dequantize fallback
-    const at::Tensor w = randn({96, K}, 3), bias = randn({96}, 4);
+  // 2112: three tiles along a row (1024, 1024, 64); 172: blocks straddle rows, the fallback.
+  for (int64_t K : {256, 2112, 172}) {
+    const at::Tensor w = randn({100, K}, 3), bias = randn({100}, 4);
     auto kernel = loaded_kernel(cfg, w, bias);
     const at::Tensor dense = kernel->dequantize(DType::F32);
     EXPECT_LT(relative_error(dense, w), 0.12);  // 4-bit NF4 on Gaussian weights
-    for (int64_t M : {1, 7, 16, 17, 200}) {     // GEMV up to 16 rows, tiled BLAS beyond
+    for (int64_t M : {1, 7, 8, 9, 17, 200}) {   // GEMV up to 8 rows, tiles beyond
       const at::Tensor x = randn({M, K}, 9 + M);
       const at::Tensor want =
           at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
@@ -190,7 +230,7 @@ TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
     // Leading dimensions and the activation dtype are kept.
     const at::Tensor x3 = randn({2, 3, K}, 1).to(at::kBFloat16);
     const at::Tensor y3 = kernel->apply(x3);
-    EXPECT_EQ(y3.sizes().vec(), (std::vector<int64_t>{2, 3, 96}));
+    EXPECT_EQ(y3.sizes().vec(), (std::vector<int64_t>{2, 3, 100}));
     EXPECT_EQ(y3.scalar_type(), at::kBFloat16);
   }
 }

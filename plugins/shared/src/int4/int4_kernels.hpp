@@ -29,9 +29,16 @@ struct Int4Kernels {
   // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs.
   void (*gemv)(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
                int64_t y_stride);
-  // The dense weight rows o in [first, last) ... as out[j * out_stride + o] = scale * (q - zero),
-  // i.e. W^T [in, out], for input rows [first_in, last_in).
-  void (*dequantize_t)(const Int4View& w, int64_t first_in, int64_t last_in, float* out);
+  // W^T [in, out] dequantized, scale * (q - zero), for inputs j in [first_in, last_in) and outputs
+  // o in [first_out, last_out), as out[(j - first_in) * ld + (o - first_out)].
+  void (*dequantize_t)(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,
+                       int64_t last_out, float* out, int64_t ld);
+  // y[m, c] = sum_{j < kc} x[m, j] wt[j, c] (added to y when `accumulate`) for M inputs, x's rows
+  // `ldx` apart, and the `cols` columns of a dequantized tile wt whose rows are `ldw` apart: the
+  // multiply of batched matmuls. Columns are taken 16 at a time, so each wt row must hold cols
+  // rounded up to 16 finite floats (the extra ones are read and ignored).
+  void (*gemm_tile)(const float* x, int64_t ldx, int64_t M, const float* wt, int64_t kc,
+                    int64_t cols, int64_t ldw, float* y, int64_t ldy, bool accumulate);
 };
 
 const Int4Kernels& int4_kernels();  // best available (QPLUG_INT4_ISA forces one)

@@ -26,21 +26,35 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
   }
 }
 
-void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, float* out) {
+void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,
+                  int64_t last_out, float* out, int64_t ld) {
   for (int64_t j = first_in; j < last_in; ++j) {
     const int64_t g = j / w.group_size;
-    for (int64_t o = 0; o < w.out; ++o) {
+    float* row = out + (j - first_in) * ld;
+    for (int64_t o = first_out; o < last_out; ++o) {
       const int32_t word = w.qweight[(j / 8) * w.out + o];
       const float q = static_cast<float>((word >> (4 * (j % 8))) & 15);
-      out[j * w.out + o] = w.scales[g * w.out + o] * q - w.zero_scales[g * w.out + o];
+      row[o - first_out] = w.scales[g * w.out + o] * q - w.zero_scales[g * w.out + o];
     }
   }
+}
+
+void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* wt, int64_t kc, int64_t cols,
+               int64_t ldw, float* y, int64_t ldy, bool accumulate) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t c = 0; c < cols; ++c) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < kc; ++j)
+        sum += x[m * ldx + j] * wt[j * ldw + c];
+      float& out = y[m * ldy + c];
+      out = accumulate ? out + sum : sum;
+    }
 }
 
 }  // namespace
 
 const Int4Kernels& int4_scalar() {
-  static const Int4Kernels k{"scalar", gemv, dequantize_t};
+  static const Int4Kernels k{"scalar", gemv, dequantize_t, gemm_tile};
   return k;
 }
 

@@ -13,14 +13,17 @@
 namespace qplug::int4 {
 
 namespace {
-// Batches up to this many rows take the fused GEMV; larger ones dequantize tiles for BLAS.
+// Batches up to this many rows take the fused GEMV; larger ones multiply dequantized tiles.
 constexpr int64_t kMaxGemvRows = 16;
-// Dequantized tile size: large enough that each addmm is a big GEMM (8 MB tiles, four times as
-// many calls, ran ~1.5x slower at M=128), small enough to stay a bounded scratch buffer.
-constexpr int64_t kTileBytes = 32 << 20;
+// A dequantized tile of W^T: 256 inputs x 64 outputs, 64 KiB (L2); each 16-column strip of it,
+// 16 KiB, stays in L1 while the inputs stream past.
+constexpr int64_t kTileDepth = 256;
+constexpr int64_t kTileCols = 64;
 
 float* scratch(int64_t floats) {
-  // Reused across calls: fresh megabytes per matmul cost more in page faults than the math.
+  // Reused across calls (fresh pages cost more in faults than the math), and zero-filled when it
+  // grows: a tile's columns past the layer's last output are read (and ignored) by gemm_tile, so
+  // they must hold finite floats.
   thread_local std::vector<float> buffer;
   if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
   return buffer.data();
@@ -80,27 +83,31 @@ at::Tensor Int4Weight::matmul(const at::Tensor& x) const {
   at::Tensor y = at::empty({M, out_}, at::TensorOptions().dtype(at::kFloat));
   const Int4View w = view();
   const Int4Kernels& k = int4_kernels();
+  const float* xp = xs.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
   if (M <= kMaxGemvRows) {
-    const float* xp = xs.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
     // Work in whole tiles of 16 outputs per task.
     at::parallel_for(0, (out_ + 15) / 16, 8, [&](int64_t first, int64_t last) {
       k.gemv(w, xp, M, first * 16, std::min(out_, last * 16), yp, out_);
     });
     return y;
   }
-  // Larger batches: dequantize W^T a tile of input rows at a time and accumulate with BLAS.
-  const int64_t rows = std::max<int64_t>(group_size_, (kTileBytes / (4 * out_)) / 8 * 8);
-  at::Tensor tile =
-      at::from_blob(scratch(rows * out_), {rows, out_}, at::TensorOptions().dtype(at::kFloat));
-  y.zero_();
-  for (int64_t j0 = 0; j0 < in_; j0 += rows) {
-    const int64_t r = std::min(rows, in_ - j0);
-    float* base = tile.data_ptr<float>() - j0 * out_;  // dequantize_t writes at row index j
-    at::parallel_for(j0, j0 + r, 64,
-                     [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, base); });
-    y.addmm_(xs.narrow(1, j0, r), tile.narrow(0, 0, r));
-  }
+  // Larger batches. Each task dequantizes a tile of W^T (kTileDepth inputs x kTileCols outputs)
+  // into per-thread scratch that stays in cache and multiplies it with every input right away: no
+  // dense copy of the weight, and no BLAS, whose own threads would compete with LibTorch's OpenMP
+  // threads for the cores (with that contention the former dequantize-then-addmm path took ~2x a
+  // dense matmul at M = 128). Each input's sums over the tiles of a column add up in y.
+  at::parallel_for(0, (out_ + kTileCols - 1) / kTileCols, 1, [&](int64_t first, int64_t last) {
+    float* tile = scratch(kTileDepth * kTileCols);
+    for (int64_t t = first; t < last; ++t) {
+      const int64_t o0 = t * kTileCols, cols = std::min(kTileCols, out_ - o0);
+      for (int64_t j0 = 0; j0 < in_; j0 += kTileDepth) {
+        const int64_t kc = std::min(kTileDepth, in_ - j0);
+        k.dequantize_t(w, j0, j0 + kc, o0, o0 + cols, tile, kTileCols);
+        k.gemm_tile(xp + j0, in_, M, tile, kc, cols, kTileCols, yp + o0, out_, j0 > 0);
+      }
+    }
+  });
   return y;
 }
 
@@ -109,8 +116,9 @@ at::Tensor Int4Weight::dequantize() const {
   const Int4View w = view();
   const Int4Kernels& k = int4_kernels();
   float* out = wt.data_ptr<float>();
-  at::parallel_for(0, in_, 64,
-                   [&](int64_t first, int64_t last) { k.dequantize_t(w, first, last, out); });
+  at::parallel_for(0, in_, 64, [&](int64_t first, int64_t last) {
+    k.dequantize_t(w, first, last, 0, out_, out + first * out_, out_);
+  });
   at::Tensor dense = wt.t();  // [out, in] in kernel order
   if (!order_.defined()) return dense.contiguous();
   at::Tensor restored = at::empty({out_, in_}, at::TensorOptions().dtype(at::kFloat));

@@ -27,7 +27,8 @@ struct CpuKernels {
   void (*quantize_4bit)(const float* x, int64_t n, int64_t blocksize, const FourBitCodebook& book,
                         int64_t first_block, int64_t last_block, uint8_t* packed, float* absmax);
 
-  // out[i] = table[code_i] * absmax[i / blocksize] for blocks [first_block, last_block).
+  // table[code_i] * absmax[i / blocksize] for the elements i of blocks [first_block, last_block),
+  // written from out[0] on (out[i - first_block * blocksize]).
   void (*dequantize_4bit)(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
                           const float* table, int64_t first_block, int64_t last_block, float* out);
 
@@ -51,6 +52,20 @@ struct CpuKernels {
                          const float* absmax, int64_t blocksize, const float* table,
                          int64_t first_row, int64_t last_row, float* y, int64_t y_stride);
 
+  // Batched matmuls multiply tiles of dequantized weights. decode_tile writes dequantize_4bit's
+  // values of whole blocks [first_block, last_block) (blocksize a multiple of 32) from out[0] on,
+  // each run of 32 in an order that is cheap to decode; arrange_tile_inputs puts each run of 32 of
+  // M inputs (K % 32 == 0) in the same order, so the products pair up as in element order.
+  void (*arrange_tile_inputs)(const float* x, int64_t M, int64_t K, float* out);
+  void (*decode_tile)(const uint8_t* packed, const float* absmax, int64_t blocksize,
+                      const float* table, int64_t first_block, int64_t last_block, float* out);
+
+  // y[m, r] = sum_k x[m, k] w[r, k] (added to y when `accumulate`) for M inputs, x's rows `ldx`
+  // apart, and `rows` weight rows of kc values each, contiguous in w, kc a multiple of 32: the
+  // multiply of batched matmuls, on a tile dequantize_4bit has just decoded into cache.
+  void (*gemm_tile)(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows,
+                    int64_t kc, float* y, int64_t ldy, bool accumulate);
+
   // LLM.int8 weight rows [first_row, last_row) of W [rows, K] (float values of the fp16 weight):
   // SCB[r] = max |W[r]|, CB[r, k] = round_half_even(W[r, k] * (127 / SCB[r])); a zero row gives
   // zero codes.
@@ -71,6 +86,8 @@ std::vector<std::string> available_isas();
 
 // The even/odd layout the scalar and AVX-512 GEMVs use: per input, even elements then odd ones.
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
+// Element order (a copy): the tile order of the sets whose dequantize_4bit is already cheap.
+void copy_inputs(const float* x, int64_t M, int64_t K, float* out);
 
 const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();

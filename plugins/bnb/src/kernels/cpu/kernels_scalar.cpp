@@ -47,9 +47,10 @@ void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int6
     const int64_t begin = b * blocksize;
     const int64_t end = std::min(n, begin + blocksize);
     const float scale = absmax[b];
+    float* dst = out + (begin - first_block * blocksize);
     for (int64_t i = begin; i < end; ++i) {
       const uint8_t byte = packed[i / 2];
-      out[i] = table[(i % 2 == 0) ? byte >> 4 : byte & 15] * scale;
+      dst[i - begin] = table[(i % 2 == 0) ? byte >> 4 : byte & 15] * scale;
     }
   }
 }
@@ -75,6 +76,25 @@ void gemv_4bit(const float* x_split, int64_t M, int64_t K, const uint8_t* packed
       y[m * y_stride + o] = row;
     }
   }
+}
+
+// Tiles in element order: dequantize_4bit over whole blocks.
+void decode_tile(const uint8_t* packed, const float* absmax, int64_t blocksize, const float* table,
+                 int64_t first_block, int64_t last_block, float* out) {
+  dequantize_4bit(packed, absmax, last_block * blocksize, blocksize, table, first_block, last_block,
+                  out);
+}
+
+void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows, int64_t kc,
+               float* y, int64_t ldy, bool accumulate) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t r = 0; r < rows; ++r) {
+      float sum = 0.0f;
+      for (int64_t k = 0; k < kc; ++k)
+        sum += x[m * ldx + k] * w[r * kc + k];
+      float& out = y[m * ldy + r];
+      out = accumulate ? out + sum : sum;
+    }
 }
 
 void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t last_row,
@@ -114,11 +134,16 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
     }
 }
 
+void copy_inputs(const float* x, int64_t M, int64_t K, float* out) {
+  std::memcpy(out, x, sizeof(float) * static_cast<size_t>(M * K));
+}
+
 const CpuKernels& scalar_kernels() {
   // No faster decode for bf16 tables here: the general GEMV computes the same sums.
   static const CpuKernels kernels{"scalar",         quantize_4bit,      dequantize_4bit,
                                   arrange_even_odd, gemv_4bit,          arrange_even_odd,
-                                  gemv_4bit,        quantize_int8_rows, int8_matmul};
+                                  gemv_4bit,        copy_inputs,        decode_tile,
+                                  gemm_tile,        quantize_int8_rows, int8_matmul};
   return kernels;
 }
 
