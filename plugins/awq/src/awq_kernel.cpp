@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <qplug/sdk/config.hpp>
+#include <qplug/sdk/cpu_linear_kernel.hpp>
 #include <qplug/sdk/errors.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 
@@ -39,10 +40,10 @@ at::Tensor dequantize_unpacked(const Unpacked& u, int64_t group_size) {
   return s * (u.codes.to(at::kFloat) - z);
 }
 
-class AwqKernel final : public LinearKernel {
+class AwqKernel final : public CpuLinearKernel {
  public:
   explicit AwqKernel(const LinearKernelArgs& args)
-      : args_(args),
+      : CpuLinearKernel(args, "AWQ"),
         settings_(settings_of(*args.config)),
         group_size_(resolved(args.shape.in_features, settings_.group_size)),
         groups_(group_count(args.shape.in_features, settings_.group_size)) {
@@ -58,7 +59,6 @@ class AwqKernel final : public LinearKernel {
 
   std::string name() const override { return std::string("awq_") + to_string(settings_.version); }
   std::string quant_method() const override { return "awq"; }
-  LinearShape shape() const override { return args_.shape; }
 
   std::vector<TensorSpec> tensor_specs() const override {
     const int64_t in = args_.shape.in_features, out = args_.shape.out_features;
@@ -75,15 +75,6 @@ class AwqKernel final : public LinearKernel {
     }
     if (args_.shape.has_bias) specs.push_back({"bias", {out}, DType::F16});
     return specs;
-  }
-
-  // Round-to-nearest quantizes while loading: the checkpoint brings the dense weight.
-  std::vector<TensorSpec> input_tensor_specs() const override {
-    if (args_.pre_quantized) return tensor_specs();
-    std::vector<TensorSpec> dense{
-        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
-    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
-    return dense;
   }
 
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
@@ -153,23 +144,7 @@ class AwqKernel final : public LinearKernel {
     return dense.to(to_scalar_type(dtype));
   }
 
-  at::Tensor bias() const override { return bias_; }
-
-  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
-    return device.is_cpu() && is_floating(activation_dtype);
-  }
-
-  void to(const c10::Device& device) override {
-    if (!device.is_cpu())
-      throw KernelError("the AWQ CPU kernel of '" + args_.layer + "' cannot move to " +
-                        device.str() + "; load the model on that device instead");
-  }
-
  private:
-  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
-    throw CheckpointError("", args_.layer + "." + suffix, message);
-  }
-
   const at::Tensor& stored(const std::string& suffix) const {
     auto it = stored_.find(suffix);
     if (it == stored_.end()) fail(suffix, "missing tensor of an AWQ layer");
@@ -210,14 +185,12 @@ class AwqKernel final : public LinearKernel {
     }
   }
 
-  LinearKernelArgs args_;
   AwqSettings settings_;
   int64_t group_size_;  // -1 resolved to in_features
   int64_t groups_;
   std::map<std::string, at::Tensor> stored_;  // the checkpoint's tensors, as saved
   int4::Int4Weight int4_;                     // the fast path, when the groups allow it
   at::Tensor dense_;                          // float32 [out, in] otherwise
-  at::Tensor bias_;
 };
 
 }  // namespace

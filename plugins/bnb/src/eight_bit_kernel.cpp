@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <qplug/sdk/config.hpp>
+#include <qplug/sdk/cpu_linear_kernel.hpp>
 #include <qplug/sdk/errors.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 
@@ -19,27 +20,18 @@ constexpr float kInverseSquare127 = 6.200012e-05f;
 // 1 / 127 as bitsandbytes multiplies by it when dequantizing (CB * SCB * this, bit for bit).
 constexpr float kInverse127 = 7.874015718698502e-3f;
 
-class EightBitKernel final : public LinearKernel {
+class EightBitKernel final : public CpuLinearKernel {
  public:
   explicit EightBitKernel(const LinearKernelArgs& args)
-      : args_(args),
+      : CpuLinearKernel(args, "bnb int8"),
         threshold_(static_cast<float>(args.config->get_double("llm_int8_threshold"))),
         kernels_(cpu_kernels()) {}
 
   std::string name() const override { return "bnb_int8"; }
   std::string quant_method() const override { return "bitsandbytes_8bit"; }
-  LinearShape shape() const override { return args_.shape; }
 
   std::vector<TensorSpec> tensor_specs() const override {
     return eight_bit_tensor_specs(args_.shape, args_.dtype);
-  }
-
-  std::vector<TensorSpec> input_tensor_specs() const override {
-    if (args_.pre_quantized) return tensor_specs();
-    std::vector<TensorSpec> dense{
-        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
-    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
-    return dense;
   }
 
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
@@ -119,23 +111,7 @@ class EightBitKernel final : public LinearKernel {
     return (codes_.to(at::kFloat) * scb_.unsqueeze(1) * kInverse127).to(to_scalar_type(dtype));
   }
 
-  at::Tensor bias() const override { return bias_; }
-
-  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
-    return device.is_cpu() && is_floating(activation_dtype);
-  }
-
-  void to(const c10::Device& device) override {
-    if (!device.is_cpu())
-      throw KernelError("the bnb int8 CPU kernel of '" + args_.layer + "' cannot move to " +
-                        device.str() + "; load the model on that device instead");
-  }
-
  private:
-  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
-    throw CheckpointError("", args_.layer + "." + suffix, message);
-  }
-
   // Int8Params._quantize: the weight in fp16, row absmax SCB, codes round(W * 127 / SCB).
   void quantize(const at::Tensor& value) {
     const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
@@ -158,12 +134,10 @@ class EightBitKernel final : public LinearKernel {
     });
   }
 
-  LinearKernelArgs args_;
   float threshold_;
   const CpuKernels& kernels_;
   at::Tensor codes_;
   at::Tensor scb_;
-  at::Tensor bias_;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include <qplug/sdk/config.hpp>
+#include <qplug/sdk/cpu_linear_kernel.hpp>
 #include <qplug/sdk/errors.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 #include <qplug/sdk/value.hpp>
@@ -55,16 +56,17 @@ std::string tensor_text(const at::Tensor& t) {
                      static_cast<size_t>(c.numel()));
 }
 
-class FourBitKernel final : public LinearKernel {
+class FourBitKernel final : public CpuLinearKernel {
  public:
   explicit FourBitKernel(const LinearKernelArgs& args)
-      : args_(args), settings_(four_bit_settings(*args.config)), kernels_(cpu_kernels()) {}
+      : CpuLinearKernel(args, "bnb 4-bit"),
+        settings_(four_bit_settings(*args.config)),
+        kernels_(cpu_kernels()) {}
 
   std::string name() const override {
     return std::string("bnb_") + type_name(settings_.quant_type);
   }
   std::string quant_method() const override { return "bitsandbytes_4bit"; }
-  LinearShape shape() const override { return args_.shape; }
 
   std::vector<TensorSpec> tensor_specs() const override {
     auto specs = four_bit_tensor_specs(args_.shape, settings_, args_.dtype);
@@ -73,14 +75,6 @@ class FourBitKernel final : public LinearKernel {
       if (s.suffix.find("quant_state") != std::string::npos)
         s.shape = {state_json_.empty() ? -1 : static_cast<int64_t>(state_json_.size())};
     return specs;
-  }
-
-  std::vector<TensorSpec> input_tensor_specs() const override {
-    if (args_.pre_quantized) return tensor_specs();
-    std::vector<TensorSpec> dense{
-        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
-    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
-    return dense;
   }
 
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
@@ -144,23 +138,7 @@ class FourBitKernel final : public LinearKernel {
         .to(to_scalar_type(dtype));
   }
 
-  at::Tensor bias() const override { return bias_; }
-
-  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
-    return device.is_cpu() && is_floating(activation_dtype);
-  }
-
-  void to(const c10::Device& device) override {
-    if (!device.is_cpu())
-      throw KernelError("the bnb 4-bit CPU kernel of '" + args_.layer + "' cannot move to " +
-                        device.str() + "; load the model on that device instead");
-  }
-
  private:
-  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
-    throw CheckpointError("", args_.layer + "." + suffix, message);
-  }
-
   void quantize_dense(const at::Tensor& value) {
     const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};
     if (value.sizes().vec() != expected)
@@ -333,7 +311,6 @@ class FourBitKernel final : public LinearKernel {
     return y;
   }
 
-  LinearKernelArgs args_;
   FourBitSettings settings_;
   const CpuKernels& kernels_;
   FourBitWeight weight_;
@@ -341,7 +318,6 @@ class FourBitKernel final : public LinearKernel {
   std::array<float, 16> table_{};          // the checkpoint's code values
   std::array<float, 16> compute_table_{};  // the same, in the compute dtype
   std::string state_json_;
-  at::Tensor bias_;
   std::map<std::string, at::Tensor> stored_;  // pre-quantized tensors until all arrived
 };
 

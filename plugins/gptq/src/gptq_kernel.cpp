@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <qplug/sdk/config.hpp>
+#include <qplug/sdk/cpu_linear_kernel.hpp>
 #include <qplug/sdk/errors.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 
@@ -21,10 +22,10 @@ int64_t group_count(int64_t in, int64_t group_size) {
   return group_size <= 0 ? 1 : (in + group_size - 1) / group_size;
 }
 
-class GptqKernel final : public LinearKernel {
+class GptqKernel final : public CpuLinearKernel {
  public:
   explicit GptqKernel(const LinearKernelArgs& args)
-      : args_(args), settings_(settings_of(*args.config)) {
+      : CpuLinearKernel(args, "GPTQ"), settings_(settings_of(*args.config)) {
     if (!args.pre_quantized && !settings_.rtn)
       throw KernelError("the GPTQ kernel of '" + args.layer +
                         "' holds packed weights only: GPTQ quantizes with calibration, not while "
@@ -33,7 +34,6 @@ class GptqKernel final : public LinearKernel {
 
   std::string name() const override { return "gptq_int" + std::to_string(settings_.bits); }
   std::string quant_method() const override { return "gptq"; }
-  LinearShape shape() const override { return args_.shape; }
 
   std::vector<TensorSpec> tensor_specs() const override {
     const int64_t in = args_.shape.in_features, out = args_.shape.out_features;
@@ -44,15 +44,6 @@ class GptqKernel final : public LinearKernel {
                                   {"g_idx", {in}, DType::I32}};
     if (args_.shape.has_bias) specs.push_back({"bias", {out}, DType::F16});
     return specs;
-  }
-
-  // Round-to-nearest quantizes while loading: the checkpoint brings the dense weight.
-  std::vector<TensorSpec> input_tensor_specs() const override {
-    if (args_.pre_quantized) return tensor_specs();
-    std::vector<TensorSpec> dense{
-        {"weight", {args_.shape.out_features, args_.shape.in_features}, args_.dtype}};
-    if (args_.shape.has_bias) dense.push_back({"bias", {args_.shape.out_features}, args_.dtype});
-    return dense;
   }
 
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
@@ -111,23 +102,7 @@ class GptqKernel final : public LinearKernel {
     return dense.to(to_scalar_type(dtype));
   }
 
-  at::Tensor bias() const override { return bias_; }
-
-  bool is_supported(const c10::Device& device, DType activation_dtype) const override {
-    return device.is_cpu() && is_floating(activation_dtype);
-  }
-
-  void to(const c10::Device& device) override {
-    if (!device.is_cpu())
-      throw KernelError("the GPTQ CPU kernel of '" + args_.layer + "' cannot move to " +
-                        device.str() + "; load the model on that device instead");
-  }
-
  private:
-  [[noreturn]] void fail(const std::string& suffix, const std::string& message) const {
-    throw CheckpointError("", args_.layer + "." + suffix, message);
-  }
-
   // GPTQ with an identity Hessian: no error propagates between columns, so each group is
   // rounded to nearest with the same scales and zeros GPTQ's find_params would choose.
   void round_to_nearest(const at::Tensor& weight) {
@@ -149,11 +124,9 @@ class GptqKernel final : public LinearKernel {
     load_tensor("g_idx", r.g_idx.to(at::kInt));
   }
 
-  LinearKernelArgs args_;
   GptqSettings settings_;
   std::map<std::string, at::Tensor> stored_;
   at::Tensor zeros_;  // true zero points [out, G]
-  at::Tensor bias_;
   int4::Int4Weight int4_;
 };
 
