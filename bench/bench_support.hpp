@@ -87,9 +87,10 @@ inline void run_cold_linear(benchmark::State& state,
       benchmark::Counter(dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Every benchmark program's main(): LibTorch's threads and the allocator set up as the qplug
-// command sets them, then Google Benchmark with its usual flags.
+// Every benchmark program's main(): idle threads, LibTorch's threads and the allocator set up as
+// the qplug command sets them, then Google Benchmark with its usual flags.
 inline int run_benchmarks(int argc, char** argv) {
+  restart_with_sleeping_idle_threads(argv);
   configure_cpu_threads();
   configure_allocator();
   benchmark::Initialize(&argc, argv);

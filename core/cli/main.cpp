@@ -1,7 +1,4 @@
 // qplug: quantize LibTorch models with plugin-provided methods. See `qplug help`.
-#include <unistd.h>
-
-#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -38,18 +35,9 @@ const char* kUsage =
 
 }  // namespace
 
-// OpenMP threads that spin between parallel regions steal the CPU from the thread doing the work
-// when cores are shared (SMT siblings, busy virtual machines): a 4-bit GEMV ran 3x slower here.
-// libgomp reads OMP_WAIT_POLICY only at start-up, so set it and start again, once.
-void ensure_passive_openmp_waits(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
-}
-
 int main(int argc, char** argv) {
   using namespace qplug::cli;
-  ensure_passive_openmp_waits(argv);
+  qplug::restart_with_sleeping_idle_threads(argv);
   if (argc < 2) {
     std::cerr << kUsage;
     return kExitUsage;

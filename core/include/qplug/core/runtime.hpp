@@ -19,4 +19,14 @@ int configure_cpu_threads();
 // glibc refused.
 bool configure_allocator();
 
+// Makes idle worker threads sleep instead of spinning: LibTorch's OpenMP threads (OMP_WAIT_POLICY
+// passive) and OpenBLAS's (OPENBLAS_THREAD_TIMEOUT 4: ~16 cycles before they sleep, instead of
+// 2^28). Both libraries read these only when they load, so unless the environment already holds
+// them, they are set and the program starts again with the same arguments (execv of
+// /proc/self/exe; this returns only if they were already set or the restart failed). Call it first
+// thing in main(). Why: where the cores are shared (2 vCPUs, SMT siblings), one library's spinning
+// threads took the cores from the other's working ones; a 4-bit GEMV ran 3x slower, and each
+// GEMM between two parallel loops paid for it as well.
+void restart_with_sleeping_idle_threads(char** argv);
+
 }  // namespace qplug
