@@ -184,6 +184,9 @@ class FourBitKernel final : public CpuLinearKernel {
       fail(state_key, std::string("quant state is not valid JSON: ") + e.what());
     }
     const int64_t bs = state.at("blocksize").as_int();
+    if (bs < 32 || bs > 4096 || (bs & (bs - 1)) != 0)
+      fail(state_key, "quant state blocksize " + std::to_string(bs) +
+                          " is not one bitsandbytes uses (a power of 2 from 32 to 4096)");
     const std::vector<std::string> type{state.at("quant_type").as_string()};
     if (type.front() != type_name(settings_.quant_type))
       fail(state_key, "quant state says quant_type " + type.front() + " but config.json says " +
@@ -279,7 +282,9 @@ class FourBitKernel final : public CpuLinearKernel {
   at::Tensor tiled_matmul(const at::Tensor& x2) const {
     const int64_t M = x2.size(0), K = args_.shape.in_features, N = args_.shape.out_features;
     const int64_t bs = settings_.blocksize;
-    if (K % bs != 0 || bs % 32 != 0) {  // blocks straddle rows: dequantize the whole weight
+    // Blocks that straddle rows, or are not whole runs of 32 (a checkpoint's own blocksize): the
+    // tiles cannot cut them, so dequantize the whole weight.
+    if (K % bs != 0 || bs % 32 != 0) {
       const at::Tensor w = dequantize_4bit(weight_.packed, weight_.absmax, K * N, bs,
                                            compute_table_.data(), kernels_);
       return at::matmul(x2, w.view({N, K}).t());

@@ -2,6 +2,8 @@
 // transformers + bitsandbytes lay it out, load it back, evaluate it; and the bad inputs.
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -193,16 +195,19 @@ TEST(BnbCheckpoint, AMissingQuantStateNamesTheTensor) {
   }
 }
 
-TEST(BnbCheckpoint, AQuantStateShapeThatDisagreesWithConfigJsonIsAnError) {
+// Saves stories260K as NF4, replaces `from` by `to` in one layer's quant state, and expects loading
+// to fail with a CheckpointError naming the layer and holding each of `fragments`.
+void expect_broken_quant_state(const std::string& from, const std::string& to,
+                               const std::vector<std::string>& fragments) {
   TempDir dir;
   LoadedModel loaded = quantize_stories(kNf4DoubleQuant);
   const fs::path good = save(loaded, dir, "good");
   const std::string key = "model.layers.0.self_attn.q_proj.weight.quant_state.bitsandbytes__nf4";
   testing::copy_checkpoint(good, dir / "broken", [&](testing::TensorMap& t) {
     std::string json(reinterpret_cast<const char*>(t[key].data_ptr()), t[key].numel());
-    const auto at = json.find("[64, 64]");
-    ASSERT_NE(at, std::string::npos);
-    json.replace(at, 8, "[32, 128]");
+    const auto at = json.find(from);
+    ASSERT_NE(at, std::string::npos) << json;
+    json.replace(at, from.size(), to);
     at::Tensor bytes =
         at::empty({static_cast<int64_t>(json.size())}, at::TensorOptions().dtype(at::kByte));
     std::memcpy(bytes.data_ptr(), json.data(), json.size());
@@ -216,9 +221,20 @@ TEST(BnbCheckpoint, AQuantStateShapeThatDisagreesWithConfigJsonIsAnError) {
   } catch (const CheckpointError& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("model.layers.0.self_attn.q_proj"), std::string::npos) << m;
-    EXPECT_NE(m.find("[32, 128]"), std::string::npos) << m;
-    EXPECT_NE(m.find("disagrees"), std::string::npos) << m;
+    for (const std::string& fragment : fragments)
+      EXPECT_NE(m.find(fragment), std::string::npos) << m;
   }
+}
+
+TEST(BnbCheckpoint, AQuantStateShapeThatDisagreesWithConfigJsonIsAnError) {
+  expect_broken_quant_state("[64, 64]", "[32, 128]", {"[32, 128]", "disagrees"});
+}
+
+// The kernels cut rows into runs of 32 inside a block: a blocksize bitsandbytes never writes
+// would make them read past it.
+TEST(BnbCheckpoint, AQuantStateBlocksizeBitsandbytesDoesNotUseIsAnError) {
+  expect_broken_quant_state("\"blocksize\": 64", "\"blocksize\": 48",
+                            {"blocksize 48", "power of 2"});
 }
 
 TEST(BnbCheckpoint, NanWeightsNameTheLayer) {
