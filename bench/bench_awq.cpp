@@ -4,9 +4,16 @@
 // bandwidth. Results are reported, never asserted.
 //
 // The search runs each group's inspected module 21 times over every calibration token, so its
-// time is linear in the tokens: AutoAWQ's 128 x 512 tokens cost ~17 TFLOP per MLP pass, hours of
-// this 2-core machine. The block benchmark therefore takes the token count as its argument
-// (default 2 x 512) and reports seconds per 1k tokens, from which 128 x 512 extrapolates.
+// time grows with the tokens: AutoAWQ's 128 x 512 tokens cost ~700 TFLOP in all, 73 minutes of
+// this 2-core machine. The block benchmark therefore takes the window count from the command
+// line (`--samples_of_512=N`, default 2, so that a run stays short) and reports seconds per 1k
+// tokens too.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
 #include <benchmark/benchmark.h>
 
 #include <ATen/ATen.h>
@@ -76,12 +83,23 @@ void BM_AwqLlama7bBlock(benchmark::State& state) {
       static_cast<double>(samples * seq_len) / 1000.0,
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_AwqLlama7bBlock)
-    ->ArgName("samples_of_512")
-    ->Arg(2)
-    ->Unit(benchmark::kSecond)
-    ->UseRealTime()
-    ->Iterations(1);
+// `--samples_of_512=N` from the command line (removed from argv), or 2; nullopt if malformed.
+std::optional<int64_t> take_sample_count(int& argc, char** argv) {
+  const std::string flag = "--samples_of_512=";
+  int64_t samples = 2;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind(flag, 0) != 0) continue;
+    const std::string value = arg.substr(flag.size());
+    char* end = nullptr;
+    samples = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || samples < 1) return std::nullopt;
+    std::copy(argv + i + 1, argv + argc, argv + i);
+    --argc;
+    --i;
+  }
+  return samples;
+}
 
 const QuantConfig& gemm_config() {
   static const QuantConfig config = [] {
@@ -136,5 +154,21 @@ BENCHMARK(BM_AwqGemmLinear)
 }  // namespace qplug::awq
 
 int main(int argc, char** argv) {
+  // The restart re-executes argv, so it must happen before the flag is taken out of it (the call
+  // inside run_benchmarks is then a no-op).
+  qplug::restart_with_sleeping_idle_threads(argv);
+  const std::optional<int64_t> samples = qplug::awq::take_sample_count(argc, argv);
+  if (!samples) {
+    std::fprintf(stderr,
+                 "bench_awq: --samples_of_512 takes a positive whole number of 512-token "
+                 "calibration windows, e.g. --samples_of_512=128\n");
+    return 1;
+  }
+  benchmark::RegisterBenchmark("BM_AwqLlama7bBlock", qplug::awq::BM_AwqLlama7bBlock)
+      ->ArgName("samples_of_512")
+      ->Arg(*samples)
+      ->Unit(benchmark::kSecond)
+      ->UseRealTime()
+      ->Iterations(1);
   return qplug::bench::run_benchmarks(argc, argv);
 }
