@@ -11,6 +11,7 @@ packages=(
   libyaml-cpp-dev
   libsentencepiece-dev
   googletest libgtest-dev libgmock-dev
+  libsimde-dev          # tests: runs the AVX-512 kernels' code on processors without AVX-512
   libbenchmark-dev
 )
 

@@ -1,4 +1,5 @@
-// The bnb CPU kernels: every implementation against the scalar reference and against dense math,
+// The bnb CPU kernels: every implementation (kernels_under_test.hpp: the AVX-512 one through SIMDe
+// where the processor lacks it) against the scalar reference and against dense math,
 // and the LinearKernel objects the plugin hands out (GEMV path, dequantized-tile path, int8 with
 // and without outliers).
 #include <gtest/gtest.h>
@@ -8,7 +9,7 @@
 #include "bnb_config.hpp"
 #include "eight_bit_kernel.hpp"
 #include "four_bit_kernel.hpp"
-#include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels_under_test.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
 
@@ -42,7 +43,7 @@ at::Tensor run_gemv(const CpuKernels& k, const at::Tensor& x, const FourBitWeigh
 class EveryIsa : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryIsa, QuantizeAgreesWithTheScalarReferenceOnRandomShapes) {
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   for (QuantType type : {QuantType::NF4, QuantType::FP4})
     for (int64_t bs : {32, 64, 128, 4096})
       for (int64_t n : {1, 31, 64, 1000, 5000}) {
@@ -61,7 +62,7 @@ TEST_P(EveryIsa, QuantizeAgreesWithTheScalarReferenceOnRandomShapes) {
 
 TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
   // Values exactly on an NF4 threshold (after scaling by an absmax of 1) take the lower code.
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   std::vector<float> values{1.0f};
   const FourBitCodebook book = codebook(QuantType::NF4);
   for (float t : book.nf4_thresholds)
@@ -78,7 +79,7 @@ TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
 }
 
 TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   for (int64_t bs : {32, 64, 256})
     for (int64_t M : {1, 2, 3, 4, 5, 9}) {
       const int64_t N = 48, K = 512;
@@ -105,7 +106,7 @@ std::vector<float> bf16_table(QuantType type) {
 }
 
 TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   for (QuantType type : {QuantType::NF4, QuantType::FP4})
     for (int64_t bs : {32, 64, 256})
       for (int64_t M : {1, 3, 4, 6}) {
@@ -135,7 +136,7 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
 // Batched matmuls: decode a tile of weight rows x kc columns, multiply it with inputs arranged
 // the same way, then add a second pass on top (accumulate).
 TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   const int64_t N = 9, K = 640;
   for (int64_t bs : {32, 64})
     for (int64_t kc : {bs, int64_t{320}}) {
@@ -172,7 +173,7 @@ TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
 }
 
 TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
-  const CpuKernels& k = cpu_kernels(GetParam());
+  const CpuKernels& k = kernels_under_test(GetParam());
   at::Generator gen = at::detail::createCPUGenerator(5);
   for (int64_t K : {1, 15, 16, 33, 300}) {
     const at::Tensor a = at::randint(-127, 128, {3, K}, gen, at::TensorOptions().dtype(at::kChar));
@@ -185,7 +186,7 @@ TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(available_isas()));
+INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(isas_under_test()));
 
 // ---- the LinearKernel objects ---------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // The CPU int4 kernels that gptq and awq share: every instruction set this processor runs (the
-// scalar one included) against dense math on shapes with edges, and Int4Weight's batched matmul
-// across several tiles, with and without an act-order g_idx.
+// scalar one included, and AVX-512 through SIMDe where the processor lacks it) against dense math
+// on shapes with edges, and Int4Weight's batched matmul across several tiles, with and without an
+// act-order g_idx.
 #include <string>
 #include <vector>
 
@@ -8,8 +9,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include "int4/int4_kernels.hpp"
 #include "int4/int4_weight.hpp"
+#include "int4_kernels_under_test.hpp"
 #include "packing.hpp"
 
 namespace qplug::int4 {
@@ -54,7 +55,7 @@ struct RandomWeight {
 class EveryInt4Isa : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
-  const Int4Kernels& k = int4_kernels(GetParam());
+  const Int4Kernels& k = int4_kernels_under_test(GetParam());
   const RandomWeight w(256, 40, 64, 1);  // 40 outputs: two tiles of 16 and a column tail
   at::Generator gen = at::detail::createCPUGenerator(2);
   for (int64_t M : {1, 3, 5}) {
@@ -67,7 +68,7 @@ TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
 }
 
 TEST_P(EveryInt4Isa, DequantizesAnyTileOfTheTransposedWeight) {
-  const Int4Kernels& k = int4_kernels(GetParam());
+  const Int4Kernels& k = int4_kernels_under_test(GetParam());
   const RandomWeight w(256, 40, 64, 3);
   // Inputs [8, 200) x outputs [5, 37) into a tile with rows 48 apart; its last column stays 0.
   at::Tensor tile = at::zeros({192, 48});
@@ -80,7 +81,7 @@ TEST_P(EveryInt4Isa, DequantizesAnyTileOfTheTransposedWeight) {
 
 // gemm_tile on a dequantized tile, then once more on top of it (accumulate): twice the product.
 TEST_P(EveryInt4Isa, TileMultiplyMatchesDenseMath) {
-  const Int4Kernels& k = int4_kernels(GetParam());
+  const Int4Kernels& k = int4_kernels_under_test(GetParam());
   const RandomWeight w(128, 72, 32, 5);
   at::Generator gen = at::detail::createCPUGenerator(6);
   for (int64_t M : {1, 5, 6, 7, 13})
@@ -100,7 +101,7 @@ TEST_P(EveryInt4Isa, TileMultiplyMatchesDenseMath) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, EveryInt4Isa, ::testing::ValuesIn(int4_isas()));
+INSTANTIATE_TEST_SUITE_P(Isas, EveryInt4Isa, ::testing::ValuesIn(int4_isas_under_test()));
 
 // Batches above the GEMV's 16 rows take dequantized tiles of 256 inputs x 64 outputs: 640 inputs
 // and 104 outputs cross both tile edges. The act-order g_idx sends inputs to groups out of order.

@@ -1,0 +1,16 @@
+// The bnb kernel sets the tests run: every one this processor runs natively and, where it lacks
+// AVX-512 but has AVX2, the AVX-512 set compiled against SIMDe ("avx512_simde"), so that the
+// AVX-512 code is tested on every machine.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.hpp"
+
+namespace qplug::bnb {
+
+std::vector<std::string> isas_under_test();
+const CpuKernels& kernels_under_test(const std::string& isa);
+
+}  // namespace qplug::bnb
