@@ -71,11 +71,18 @@ check "tokenizer copied" test -f "$work/nf4/tokenizer.model"
 run 1 "$work/o" "$work/e" quantize --model "$model" --config "$work/nf4.yaml" --out "$work/nf4"
 check "an existing output needs --overwrite" grep -q "pass --overwrite" "$work/e"
 check "the existing output is untouched" test -f "$work/nf4/model.safetensors"
-run 0 "$work/eval.json" "$work/e" eval --model "$work/nf4" --data "$text" --windows 40 --json
-ppl=$(sed -n 's/.*"perplexity": \([0-9.]*\).*/\1/p' "$work/eval.json")
-check "nf4 perplexity near 4.78 (fp32: 4.257)" awk -v p="$ppl" 'BEGIN { exit !(p > 4.6 && p < 4.95) }'
-run 0 "$work/story.txt" "$work/e" generate --model "$model" --prompt "Once upon a time" --max-new-tokens 30
-check "generate continues the prompt" grep -q "^Once upon a time, there was a little girl named Lily" "$work/story.txt"
+if [ -n "${QPLUG_TEST_WITHOUT_SENTENCEPIECE:-}" ]; then
+  # Set by CMake for AddressSanitizer builds, where SentencePiece cannot be loaded.
+  echo "skipped: eval and generate on text (SentencePiece is unavailable in this build)"
+else
+  run 0 "$work/eval.json" "$work/e" eval --model "$work/nf4" --data "$text" --windows 40 --json
+  ppl=$(sed -n 's/.*"perplexity": \([0-9.]*\).*/\1/p' "$work/eval.json")
+  check "nf4 perplexity near 4.78 (fp32: 4.257)" awk -v p="$ppl" 'BEGIN { exit !(p > 4.6 && p < 4.95) }'
+  run 0 "$work/story.txt" "$work/e" generate --model "$model" --prompt "Once upon a time" \
+    --max-new-tokens 30
+  check "generate continues the prompt" \
+    grep -q "^Once upon a time, there was a little girl named Lily" "$work/story.txt"
+fi
 
 # ---- the main job -------------------------------------------------------------------------
 run 0 "$work/demo.txt" "$work/e" demo

@@ -31,7 +31,12 @@ constexpr int64_t kRowChunk = 64;
 using Vec8 = float __attribute__((vector_size(32)));
 using Vec8i = int32_t __attribute__((vector_size(32)));
 constexpr int64_t kVecs = kRowChunk / 8;
-inline Vec8i splat_sign() {
+// Every helper that takes or returns a Vec8 must be inlined into the target-cloned solver: as a
+// real call, the AVX2 clone passes 32-byte vectors in ymm registers while a helper compiled for
+// the baseline target expects them in memory, and the solve computes garbage. Release builds
+// happened to inline them; Debug (-O0) did not, and every GPTQ result there was wrong.
+#define QPLUG_VEC_HELPER inline __attribute__((always_inline))
+QPLUG_VEC_HELPER Vec8i splat_sign() {
   constexpr int32_t s = std::numeric_limits<int32_t>::min();
   return Vec8i{s, s, s, s, s, s, s, s};
 }
@@ -290,20 +295,20 @@ struct Block {
 #define QPLUG_GPTQ_SIMD_CLONES
 #endif
 
-inline Vec8 splat(float x) {
+QPLUG_VEC_HELPER Vec8 splat(float x) {
   return Vec8{x, x, x, x, x, x, x, x};
 }
-inline Vec8 load8(const float* p) {
+QPLUG_VEC_HELPER Vec8 load8(const float* p) {
   Vec8 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void store8(float* p, Vec8 v) {
+QPLUG_VEC_HELPER void store8(float* p, Vec8 v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
 // round_half_even on 8 lanes, with the same operations (|x| + 2^23 - 2^23, sign put back).
-inline Vec8 round_half_even8(Vec8 x) {
+QPLUG_VEC_HELPER Vec8 round_half_even8(Vec8 x) {
   const Vec8i sign = splat_sign();
   const Vec8i bits = (Vec8i)x;  // a vector cast reinterprets the bits
   const Vec8 ax = (Vec8)(bits & ~sign);
