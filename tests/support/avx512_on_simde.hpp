@@ -122,54 +122,101 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 
 }  // namespace qplug::testing::simde_extra
 
+// Without optimization GCC defines the immediate-operand intrinsics as macros, hence each #undef.
 #define __m512 simde__m512
 #define __m512i simde__m512i
 #define __mmask16 simde__mmask16
 
+#undef _mm512_abs_ps
 #define _mm512_abs_ps simde_mm512_abs_ps
+#undef _mm512_add_epi32
 #define _mm512_add_epi32 simde_mm512_add_epi32
+#undef _mm512_add_ps
 #define _mm512_add_ps simde_mm512_add_ps
+#undef _mm512_and_si512
 #define _mm512_and_si512 simde_mm512_and_si512
+#undef _mm512_castps512_ps256
 #define _mm512_castps512_ps256 simde_mm512_castps512_ps256
+#undef _mm512_cmp_ps_mask
 #define _mm512_cmp_ps_mask simde_mm512_cmp_ps_mask
+#undef _mm512_cvtepi8_epi16
 #define _mm512_cvtepi8_epi16 simde_mm512_cvtepi8_epi16
+#undef _mm512_cvtsepi32_epi8
 #define _mm512_cvtsepi32_epi8 simde_mm512_cvtsepi32_epi8
+#undef _mm512_fmadd_ps
 #define _mm512_fmadd_ps simde_mm512_fmadd_ps
+#undef _mm512_fmsub_ps
 #define _mm512_fmsub_ps simde_mm512_fmsub_ps
+#undef _mm512_fnmadd_ps
 #define _mm512_fnmadd_ps simde_mm512_fnmadd_ps
+#undef _mm512_load_ps
 #define _mm512_load_ps simde_mm512_load_ps
+#undef _mm512_load_si512
 #define _mm512_load_si512 simde_mm512_load_si512
+#undef _mm512_loadu_ps
 #define _mm512_loadu_ps simde_mm512_loadu_ps
+#undef _mm512_loadu_si512
 #define _mm512_loadu_si512 simde_mm512_loadu_si512
+#undef _mm512_madd_epi16
 #define _mm512_madd_epi16 simde_mm512_madd_epi16
+#undef _mm512_mask_add_epi32
 #define _mm512_mask_add_epi32 simde_mm512_mask_add_epi32
+#undef _mm512_mask_or_epi32
 #define _mm512_mask_or_epi32 simde_mm512_mask_or_epi32
+#undef _mm512_max_ps
 #define _mm512_max_ps simde_mm512_max_ps
+#undef _mm512_mul_ps
 #define _mm512_mul_ps simde_mm512_mul_ps
+#undef _mm512_or_si512
 #define _mm512_or_si512 simde_mm512_or_si512
+#undef _mm512_permutex2var_ps
 #define _mm512_permutex2var_ps simde_mm512_permutex2var_ps
+#undef _mm512_permutexvar_epi32
 #define _mm512_permutexvar_epi32 simde_mm512_permutexvar_epi32
+#undef _mm512_permutexvar_ps
 #define _mm512_permutexvar_ps simde_mm512_permutexvar_ps
+#undef _mm512_set1_epi32
 #define _mm512_set1_epi32 simde_mm512_set1_epi32
+#undef _mm512_set1_epi64
 #define _mm512_set1_epi64 simde_mm512_set1_epi64
+#undef _mm512_set1_ps
 #define _mm512_set1_ps simde_mm512_set1_ps
+#undef _mm512_set_epi32
 #define _mm512_set_epi32 simde_mm512_set_epi32
+#undef _mm512_setzero_ps
 #define _mm512_setzero_ps simde_mm512_setzero_ps
+#undef _mm512_setzero_si512
 #define _mm512_setzero_si512 simde_mm512_setzero_si512
+#undef _mm512_slli_epi64
 #define _mm512_slli_epi64 simde_mm512_slli_epi64
+#undef _mm512_srli_epi32
 #define _mm512_srli_epi32 simde_mm512_srli_epi32
+#undef _mm512_srli_epi64
 #define _mm512_srli_epi64 simde_mm512_srli_epi64
+#undef _mm512_store_ps
 #define _mm512_store_ps simde_mm512_store_ps
+#undef _mm512_storeu_ps
 #define _mm512_storeu_ps simde_mm512_storeu_ps
 
+#undef _mm512_cvtepi32_ps
 #define _mm512_cvtepi32_ps ::qplug::testing::simde_extra::cvtepi32_ps
+#undef _mm512_cvtepi64_epi8
 #define _mm512_cvtepi64_epi8 ::qplug::testing::simde_extra::cvtepi64_epi8
+#undef _mm512_cvtepu8_epi32
 #define _mm512_cvtepu8_epi32 ::qplug::testing::simde_extra::cvtepu8_epi32
+#undef _mm512_cvtps_epi32
 #define _mm512_cvtps_epi32 ::qplug::testing::simde_extra::cvtps_epi32
+#undef _mm512_extractf32x8_ps
 #define _mm512_extractf32x8_ps ::qplug::testing::simde_extra::extractf32x8_ps
+#undef _mm512_mask_storeu_ps
 #define _mm512_mask_storeu_ps ::qplug::testing::simde_extra::mask_storeu_ps
+#undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps ::qplug::testing::simde_extra::maskz_loadu_ps
+#undef _mm512_reduce_add_epi32
 #define _mm512_reduce_add_epi32 ::qplug::testing::simde_extra::reduce_add_epi32
+#undef _mm512_reduce_add_ps
 #define _mm512_reduce_add_ps ::qplug::testing::simde_extra::reduce_add_ps
+#undef _mm512_reduce_max_ps
 #define _mm512_reduce_max_ps ::qplug::testing::simde_extra::reduce_max_ps
+#undef _mm_mask_storeu_epi8
 #define _mm_mask_storeu_epi8 ::qplug::testing::simde_extra::mask_storeu_epi8
