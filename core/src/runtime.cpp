@@ -34,6 +34,7 @@ void restart_with_sleeping_idle_threads(char** argv) {
   bool changed = false;
   for (const auto& [name, value] :
        {std::pair<const char*, const char*>{"OMP_WAIT_POLICY", "passive"},
+        std::pair<const char*, const char*>{"GOMP_SPINCOUNT", "30000"},
         std::pair<const char*, const char*>{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
     if (std::getenv(name) == nullptr) {
       setenv(name, value, 1);

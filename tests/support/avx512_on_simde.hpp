@@ -75,6 +75,22 @@ inline simde__m512 maskz_loadu_ps(simde__mmask16 mask, const void* p) {
   return simde_mm512_loadu_ps(out);
 }
 
+template <typename Lane, typename Mask, int kLanes>
+simde__m512i maskz_loadu_lanes(Mask mask, const void* p) {
+  Lane out[kLanes] = {};
+  for (int i = 0; i < kLanes; ++i)
+    if (mask >> i & 1) std::memcpy(&out[i], static_cast<const Lane*>(p) + i, sizeof(Lane));
+  return simde_mm512_loadu_si512(out);
+}
+
+inline simde__m512i maskz_loadu_epi16(simde__mmask32 mask, const void* p) {
+  return maskz_loadu_lanes<uint16_t, simde__mmask32, 32>(mask, p);
+}
+
+inline simde__m512i maskz_loadu_epi32(simde__mmask16 mask, const void* p) {
+  return maskz_loadu_lanes<uint32_t, simde__mmask16, 16>(mask, p);
+}
+
 inline void mask_storeu_ps(void* p, simde__mmask16 mask, simde__m512 a) {
   float in[16];
   simde_mm512_storeu_ps(in, a);
@@ -126,6 +142,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define __m512 simde__m512
 #define __m512i simde__m512i
 #define __mmask16 simde__mmask16
+#define __mmask32 simde__mmask32
+#define __m512bh simde__m512bh
 
 #undef _mm512_abs_ps
 #define _mm512_abs_ps simde_mm512_abs_ps
@@ -135,6 +153,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_add_ps simde_mm512_add_ps
 #undef _mm512_and_si512
 #define _mm512_and_si512 simde_mm512_and_si512
+#undef _mm512_castps128_ps512
+#define _mm512_castps128_ps512 simde_mm512_castps128_ps512
 #undef _mm512_castps512_ps256
 #define _mm512_castps512_ps256 simde_mm512_castps512_ps256
 #undef _mm512_cmp_ps_mask
@@ -143,6 +163,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_cvtepi8_epi16 simde_mm512_cvtepi8_epi16
 #undef _mm512_cvtsepi32_epi8
 #define _mm512_cvtsepi32_epi8 simde_mm512_cvtsepi32_epi8
+#undef _mm512_dpbf16_ps
+#define _mm512_dpbf16_ps simde_mm512_dpbf16_ps
 #undef _mm512_fmadd_ps
 #define _mm512_fmadd_ps simde_mm512_fmadd_ps
 #undef _mm512_fmsub_ps
@@ -171,6 +193,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_or_si512 simde_mm512_or_si512
 #undef _mm512_permutex2var_ps
 #define _mm512_permutex2var_ps simde_mm512_permutex2var_ps
+#undef _mm512_permutexvar_epi16
+#define _mm512_permutexvar_epi16 simde_mm512_permutexvar_epi16
 #undef _mm512_permutexvar_epi32
 #define _mm512_permutexvar_epi32 simde_mm512_permutexvar_epi32
 #undef _mm512_permutexvar_ps
@@ -189,6 +213,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_setzero_si512 simde_mm512_setzero_si512
 #undef _mm512_slli_epi64
 #define _mm512_slli_epi64 simde_mm512_slli_epi64
+#undef _mm512_srli_epi16
+#define _mm512_srli_epi16 simde_mm512_srli_epi16
 #undef _mm512_srli_epi32
 #define _mm512_srli_epi32 simde_mm512_srli_epi32
 #undef _mm512_srli_epi64
@@ -210,6 +236,10 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_extractf32x8_ps ::qplug::testing::simde_extra::extractf32x8_ps
 #undef _mm512_mask_storeu_ps
 #define _mm512_mask_storeu_ps ::qplug::testing::simde_extra::mask_storeu_ps
+#undef _mm512_maskz_loadu_epi16
+#define _mm512_maskz_loadu_epi16 ::qplug::testing::simde_extra::maskz_loadu_epi16
+#undef _mm512_maskz_loadu_epi32
+#define _mm512_maskz_loadu_epi32 ::qplug::testing::simde_extra::maskz_loadu_epi32
 #undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps ::qplug::testing::simde_extra::maskz_loadu_ps
 #undef _mm512_reduce_add_epi32

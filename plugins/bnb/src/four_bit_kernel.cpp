@@ -1,5 +1,6 @@
 #include "four_bit_kernel.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -22,9 +23,11 @@ namespace qplug::bnb {
 
 namespace {
 
-// Batches up to this many rows take the fused GEMV; larger ones multiply dequantized tiles (at 8
-// rows both took the same time here; the GEMV decodes the weight once per 4 rows).
-constexpr int64_t kMaxGemvRows = 8;
+// Batches up to this many rows take the fused GEMV; larger ones multiply dequantized tiles. The
+// GEMV decodes the weight once per 4 rows: at 16 rows it took as long as the tiles with AVX2 and
+// 15% less with AVX-512. A kernel set may raise the limit for bfloat16 compute
+// (CpuKernels::max_gemv_inputs_bf16).
+constexpr int64_t kMaxGemvRows = 16;
 // A dequantized tile: 8 weight rows x 1024 columns (rounded to whole blocks), 32 KiB, which stays
 // in L1/L2 while every input's 1024 columns stream past it. (4-64 rows x 256-2048 columns were
 // tried at M = 128: this and 16 x 1024 or 64 x 512 were fastest, within the machine's noise.)
@@ -120,7 +123,10 @@ class FourBitKernel final : public CpuLinearKernel {
     const at::Tensor x2 = in_compute_dtype(x.reshape({-1, K})).to(at::kFloat).contiguous();
     const int64_t M = x2.size(0);
     at::Tensor y;
-    if (M <= kMaxGemvRows && K % settings_.blocksize == 0)
+    const int64_t max_gemv_rows = settings_.compute_dtype == DType::BF16
+                                      ? std::max(kMaxGemvRows, kernels_.max_gemv_inputs_bf16)
+                                      : kMaxGemvRows;
+    if (M <= max_gemv_rows && K % settings_.blocksize == 0)
       y = gemv(x2);
     else
       y = tiled_matmul(x2);

@@ -3,4 +3,5 @@
 #include "avx512_on_simde.hpp"
 
 #define avx512_kernels avx512_emulated_kernels
+#define avx512_bf16_kernels avx512_bf16_emulated_kernels
 #include "kernels/cpu/kernels_avx512.cpp"

@@ -4,14 +4,18 @@
 
 namespace qplug::bnb {
 
-const CpuKernels& avx512_emulated_kernels();  // kernels_avx512_emulated.cpp
+// kernels_avx512_emulated.cpp
+const CpuKernels& avx512_emulated_kernels();
+const CpuKernels& avx512_bf16_emulated_kernels();
 
 std::vector<std::string> isas_under_test() {
-  return testing::with_avx512_simde(available_isas());
+  return testing::with_simde(available_isas(), {"avx512", "avx512_bf16"});
 }
 
 const CpuKernels& kernels_under_test(const std::string& isa) {
-  return isa == testing::kAvx512Simde ? avx512_emulated_kernels() : cpu_kernels(isa);
+  if (isa == testing::simde_name("avx512")) return avx512_emulated_kernels();
+  if (isa == testing::simde_name("avx512_bf16")) return avx512_bf16_emulated_kernels();
+  return cpu_kernels(isa);
 }
 
 }  // namespace qplug::bnb

@@ -1,5 +1,5 @@
-// The bnb kernel sets the tests run: every one this processor runs natively and, where it lacks
-// AVX-512 but has AVX2, the AVX-512 set compiled against SIMDe ("avx512_simde"), so that the
+// The bnb kernel sets the tests run: every one this processor runs natively and, where it has
+// AVX2, the AVX-512 sets compiled against SIMDe ("avx512_simde", "avx512_bf16_simde"), so that the
 // AVX-512 code is tested on every machine.
 #pragma once
 

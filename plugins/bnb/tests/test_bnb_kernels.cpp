@@ -78,22 +78,32 @@ TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
   }
 }
 
+// Row lengths for a blocksize: whole chunks of 128 (the AVX-512 GEMVs' step) and, where the
+// blocksize allows, rows that end in a shorter chunk of 32, 64 or 96.
+std::vector<int64_t> gemv_row_lengths(int64_t bs) {
+  if (bs == 32) return {512, 544, 576, 608};
+  if (bs == 64) return {512, 576};
+  return {512, 768};
+}
+
 TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
   const CpuKernels& k = kernels_under_test(GetParam());
   for (int64_t bs : {32, 64, 256})
-    for (int64_t M : {1, 2, 3, 4, 5, 9}) {
-      const int64_t N = 48, K = 512;
-      const at::Tensor w = randn({N, K}, 11 + bs);
-      const at::Tensor x = randn({M, K}, 17 + M);
-      const FourBitWeight q =
-          quantize_4bit(w, FourBitSettings{QuantType::NF4, false, bs, DType::F32}, k);
-      const FourBitCodebook book = codebook(QuantType::NF4);
-      const at::Tensor dense =
-          dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels()).view({N, K});
-      const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
-      EXPECT_LT(relative_error(run_gemv(k, x, q, N, bs, QuantType::NF4), want), 1e-6)
-          << GetParam() << " bs=" << bs << " M=" << M;
-    }
+    for (int64_t K : gemv_row_lengths(bs))
+      for (int64_t M : {1, 2, 3, 4, 5, 9}) {
+        const int64_t N = 48;
+        const at::Tensor w = randn({N, K}, 11 + bs);
+        const at::Tensor x = randn({M, K}, 17 + M);
+        const FourBitWeight q =
+            quantize_4bit(w, FourBitSettings{QuantType::NF4, false, bs, DType::F32}, k);
+        const FourBitCodebook book = codebook(QuantType::NF4);
+        const at::Tensor dense =
+            dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels())
+                .view({N, K});
+        const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+        EXPECT_LT(relative_error(run_gemv(k, x, q, N, bs, QuantType::NF4), want), 1e-6)
+            << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
+      }
 }
 
 // The code table rounded to bfloat16, as the kernel uses it with bnb_4bit_compute_dtype bfloat16.
@@ -109,28 +119,30 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
   const CpuKernels& k = kernels_under_test(GetParam());
   for (QuantType type : {QuantType::NF4, QuantType::FP4})
     for (int64_t bs : {32, 64, 256})
-      for (int64_t M : {1, 3, 4, 6}) {
-        const int64_t N = 40, K = 768;
-        const at::Tensor w = randn({N, K}, 41 + bs);
-        const at::Tensor x = randn({M, K}, 43 + M);
-        const FourBitWeight q = quantize_4bit(w, FourBitSettings{type, false, bs, DType::F32}, k);
-        const std::vector<float> table = bf16_table(type);
-        const at::Tensor dense =
-            dequantize_4bit(q.packed, q.absmax, N * K, bs, table.data(), scalar_kernels())
-                .view({N, K});
-        at::Tensor arranged = at::empty({M, K});
-        k.arrange_activations_bf16(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
-        at::Tensor y = at::zeros({M, N});
-        // Rows [5, 37): the first and last rows stay untouched.
-        k.gemv_4bit_bf16(arranged.data_ptr<float>(), M, K, q.packed.data_ptr<uint8_t>(),
-                         q.absmax.data_ptr<float>(), bs, table.data(), 5, 37, y.data_ptr<float>(),
-                         N);
-        const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
-        EXPECT_LT(relative_error(y.narrow(1, 5, 32), want.narrow(1, 5, 32)), 1e-6)
-            << GetParam() << " bs=" << bs << " M=" << M;
-        EXPECT_EQ(y.narrow(1, 0, 5).abs().max().item<float>(), 0.0f);
-        EXPECT_EQ(y.narrow(1, 37, 3).abs().max().item<float>(), 0.0f);
-      }
+      for (int64_t K : gemv_row_lengths(bs))
+        for (int64_t M : {1, 3, 4, 6}) {
+          const int64_t N = 40;
+          const at::Tensor w = randn({N, K}, 41 + bs);
+          // Inputs in bfloat16 as well, as the layer rounds them before the GEMV.
+          const at::Tensor x = randn({M, K}, 43 + M).to(at::kBFloat16).to(at::kFloat);
+          const FourBitWeight q = quantize_4bit(w, FourBitSettings{type, false, bs, DType::F32}, k);
+          const std::vector<float> table = bf16_table(type);
+          const at::Tensor dense =
+              dequantize_4bit(q.packed, q.absmax, N * K, bs, table.data(), scalar_kernels())
+                  .view({N, K});
+          at::Tensor arranged = at::empty({M, K});
+          k.arrange_activations_bf16(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
+          at::Tensor y = at::zeros({M, N});
+          // Rows [5, 37): the first and last rows stay untouched.
+          k.gemv_4bit_bf16(arranged.data_ptr<float>(), M, K, q.packed.data_ptr<uint8_t>(),
+                           q.absmax.data_ptr<float>(), bs, table.data(), 5, 37, y.data_ptr<float>(),
+                           N);
+          const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+          EXPECT_LT(relative_error(y.narrow(1, 5, 32), want.narrow(1, 5, 32)), 1e-6)
+              << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
+          EXPECT_EQ(y.narrow(1, 0, 5).abs().max().item<float>(), 0.0f);
+          EXPECT_EQ(y.narrow(1, 37, 3).abs().max().item<float>(), 0.0f);
+        }
 }
 
 // Batched matmuls: decode a tile of weight rows x kc columns, multiply it with inputs arranged
@@ -222,7 +234,7 @@ TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
     auto kernel = loaded_kernel(cfg, w, bias);
     const at::Tensor dense = kernel->dequantize(DType::F32);
     EXPECT_LT(relative_error(dense, w), 0.12);  // 4-bit NF4 on Gaussian weights
-    for (int64_t M : {1, 7, 8, 9, 17, 200}) {   // GEMV up to 8 rows, tiles beyond
+    for (int64_t M : {1, 7, 16, 17, 200}) {     // GEMV up to 16 rows, tiles beyond
       const at::Tensor x = randn({M, K}, 9 + M);
       const at::Tensor want =
           at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
@@ -262,7 +274,8 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
     EXPECT_TRUE(at::equal(
         exact,
         dequantize_4bit(q.packed, q.absmax, N * K, 64, book.table, scalar_kernels()).view({N, K})));
-    for (int64_t M : {1, 5, 40}) {  // GEMV and tiled paths
+    // GEMV; 40: tiles, or with AVX512-BF16 and bfloat16 the GEMV; 129: tiles on every set.
+    for (int64_t M : {1, 5, 40, 129}) {
       const at::Tensor x = randn({M, K}, 53 + M);
       const at::Tensor y = kernel->apply(x);
       EXPECT_EQ(y.scalar_type(), at::kFloat);

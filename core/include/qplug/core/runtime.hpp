@@ -19,14 +19,17 @@ int configure_cpu_threads();
 // glibc refused.
 bool configure_allocator();
 
-// Makes idle worker threads sleep instead of spinning: LibTorch's OpenMP threads (OMP_WAIT_POLICY
-// passive) and OpenBLAS's (OPENBLAS_THREAD_TIMEOUT 4: ~16 cycles before they sleep, instead of
-// 2^28). Both libraries read these only when they load, so unless the environment already holds
-// them, they are set and the program starts again with the same arguments (execv of
-// /proc/self/exe; this returns only if they were already set or the restart failed). Call it first
-// thing in main(). Why: where the cores are shared (2 vCPUs, SMT siblings), one library's spinning
-// threads took the cores from the other's working ones; a 4-bit GEMV ran 3x slower, and each
-// GEMM between two parallel loops paid for it as well.
+// Makes idle worker threads sleep instead of spinning for long: LibTorch's OpenMP threads
+// (OMP_WAIT_POLICY passive, with GOMP_SPINCOUNT 30000: libgomp polls 30000 times before it
+// sleeps, instead of 0 for passive or 300000 by default) and OpenBLAS's (OPENBLAS_THREAD_TIMEOUT 4:
+// ~16 cycles before they sleep, instead of 2^28). Both libraries read these only when they load,
+// so unless the environment already holds them, they are set and the program starts again with
+// the same arguments (execv of /proc/self/exe; this returns only if they were already set or the
+// restart failed). Call it first thing in main(). Why: where the cores are shared (2 vCPUs, SMT
+// siblings), one library's spinning threads took the cores from the other's working ones; a 4-bit
+// GEMV ran 3x slower, and each GEMM between two parallel loops paid for it as well. Why the short
+// spin: waking a sleeping OpenMP thread took ~50 us on the 2-vCPU machine, as long as a whole
+// 4096 x 4096 4-bit GEMV at the memory's speed; 300000 polls slowed the GPTQ solve by ~15%.
 void restart_with_sleeping_idle_threads(char** argv);
 
 }  // namespace qplug

@@ -1,5 +1,6 @@
 // The bnb plugin's CPU kernels, one implementation per instruction set, chosen at run time:
-// AVX-512 (F, BW, VL) when the processor has it, else AVX2 + FMA, else portable scalar code.
+// AVX-512 (F, BW, VL) when the processor has it (with AVX512-BF16: the avx512_bf16 set, whose
+// bfloat16 GEMV multiplies with vdpbf16ps), else AVX2 + FMA, else portable scalar code.
 // Every implementation computes the same bytes and (up to float summation order) the same sums;
 // tests run each one against the scalar reference.
 #pragma once
@@ -19,7 +20,7 @@ struct FourBitCodebook {
 };
 
 struct CpuKernels {
-  const char* isa;  // "avx512", "avx2", "scalar"
+  const char* isa;  // "avx512_bf16", "avx512", "avx2", "scalar"
 
   // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
   // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
@@ -38,15 +39,16 @@ struct CpuKernels {
   void (*arrange_activations)(const float* x, int64_t M, int64_t K, float* out);
 
   // y[m, o] = sum_k x[m, k] W[o, k] for rows o in [first_row, last_row), M inputs, when each row
-  // is a whole number of blocks (K % blocksize == 0, blocksize >= 32). x_arranged comes from
-  // arrange_activations. y has stride `y_stride` between inputs.
+  // is a whole number of blocks (K % blocksize == 0, blocksize a power of 2 >= 32). x_arranged
+  // comes from arrange_activations. y has stride `y_stride` between inputs.
   void (*gemv_4bit)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
                     const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
                     int64_t last_row, float* y, int64_t y_stride);
 
-  // The same two operations for a table whose every value is a bfloat16 (its low 16 bits zero,
-  // as with bnb_4bit_compute_dtype bfloat16): the same sums, possibly in another order and layout,
-  // decoding only the values' two high bytes. Sets without a faster path repeat the general ones.
+  // The same two operations for inputs and a table whose every value is a bfloat16 (its low 16
+  // bits zero, as with bnb_4bit_compute_dtype bfloat16): the same sums, possibly in another order
+  // and layout, decoding only the values' two high bytes. Sets without a faster path repeat the
+  // general ones.
   void (*arrange_activations_bf16)(const float* x, int64_t M, int64_t K, float* out);
   void (*gemv_4bit_bf16)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
                          const float* absmax, int64_t blocksize, const float* table,
@@ -75,16 +77,21 @@ struct CpuKernels {
   // out[m, o] = sum_k a[m, k] * b[o, k] in int32, for rows o in [first_row, last_row).
   void (*int8_matmul)(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                       int64_t last_row, int32_t* out, int64_t out_stride);
+
+  // Batches of up to this many inputs are faster through gemv_4bit_bf16 than through the tiles
+  // (0: the layer's general limit applies).
+  int64_t max_gemv_inputs_bf16 = 0;
 };
 
-// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512 forces one).
+// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16
+// forces one).
 const CpuKernels& cpu_kernels();
 // A specific one; throws UnsupportedError if the processor lacks it.
 const CpuKernels& cpu_kernels(const std::string& isa);
 // The ones this processor can run, best last.
 std::vector<std::string> available_isas();
 
-// The even/odd layout the scalar and AVX-512 GEMVs use: per input, even elements then odd ones.
+// The even/odd layout the scalar GEMV uses: per input, even elements then odd ones.
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
 // Element order (a copy): the tile order of the sets whose dequantize_4bit is already cheap.
 void copy_inputs(const float* x, int64_t M, int64_t K, float* out);
@@ -92,5 +99,6 @@ void copy_inputs(const float* x, int64_t M, int64_t K, float* out);
 const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();
 const CpuKernels& avx512_kernels();
+const CpuKernels& avx512_bf16_kernels();
 
 }  // namespace qplug::bnb
