@@ -163,12 +163,10 @@ void arrange_dword_nibbles(const float* x, int64_t M, int64_t K, float* out) {
     }
 }
 
-// Round to nearest even, as a float -> bfloat16 conversion does (exact for bfloat16 values).
-uint16_t to_bf16(float v) {
+// The bfloat16 a float holds (the caller rounded it: inputs and table are bfloat16 values).
+uint16_t high_half(float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, 4);
-  if (std::isnan(v)) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7FFF + ((bits >> 16) & 1);
   return static_cast<uint16_t>(bits >> 16);
 }
 
@@ -184,12 +182,8 @@ void arrange_word_nibbles_bf16(const float* x, int64_t M, int64_t K, float* out)
       uint16_t* dst = words + m * K + c0;
       for (int64_t s = 0; s < 4; ++s)
         for (int64_t w = 0; w < lanes; ++w)
-          dst[s * lanes + w] = to_bf16(in[4 * w + nibble_element(s)]);
+          dst[s * lanes + w] = high_half(in[4 * w + nibble_element(s)]);
     }
-}
-
-inline __mmask16 lanes_mask16(int64_t lanes) {
-  return lanes >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << lanes) - 1u);
 }
 
 // The absmax of each fp32 lane of a chunk (lane d: elements 8d..8d+7): one block for blocksize
@@ -233,36 +227,84 @@ inline void prefetch_ahead(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
 }
 
-// One chunk of one weight row against kCount inputs (x: the chunk's arranged inputs of the first,
-// the others K floats apart): adds each input's products, times their blocks' absmax, to row[m].
-// kFull: 128 weights, plain loads; otherwise the 32, 64 or 96 that end a row, with masked loads
-// that touch only them (lanes past the end read 0, so their weights add nothing).
-template <int kCount, bool kFull>
-inline void gemv_chunk(const uint8_t* bytes, const float* x, int64_t K, int64_t size,
-                       const __m512 lut, const __m512 scale, __m512* row) {
-  const int64_t lanes = kFull ? 16 : size / 8;
-  const __mmask16 valid = lanes_mask16(lanes);
-  const __m512i codes = kFull ? _mm512_loadu_si512(bytes) : _mm512_maskz_loadu_epi32(valid, bytes);
-  // Two chains per input, so the FMAs of one chunk need not wait on each other.
-  __m512 acc[kCount][2];
-  for (int m = 0; m < kCount; ++m)
-    acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-  for (int s = 0; s < 8; ++s) {
-    const __m512 w = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4 * s), lut);
-    for (int m = 0; m < kCount; ++m) {
-      const float* xs = x + m * K + s * lanes;
-      const __m512 xv = kFull ? _mm512_loadu_ps(xs) : _mm512_maskz_loadu_ps(valid, xs);
-      acc[m][s & 1] = _mm512_fmadd_ps(w, xv, acc[m][s & 1]);
-    }
-  }
-  for (int m = 0; m < kCount; ++m)
-    row[m] = _mm512_fmadd_ps(_mm512_add_ps(acc[m][0], acc[m][1]), scale, row[m]);
-}
+// The two ways a chunk is decoded and multiplied. Each adds, for kCount inputs (x: the chunk's
+// arranged inputs of the first, the others K values apart), the products of one chunk of one
+// weight row, times their blocks' absmax, to row[m]. kFull: 128 weights, plain loads; otherwise the
+// 32, 64 or 96 that end a row, with masked loads that touch only them (lanes past the end read 0,
+// so their weights add nothing). Two accumulator chains per input, so the multiplies of one chunk
+// need not wait on each other.
 
-template <int kCount>
-void gemv_rows(const float* x_arranged, int64_t K, const uint8_t* packed, const float* absmax,
-               int64_t blocksize, const __m512 lut, int64_t first_row, int64_t last_row, float* y,
-               int64_t y_stride) {
+// float32: one shift, one vpermps and one FMA per 16 weights.
+struct Fp32Chunks {
+  using Input = float;
+  __m512 lut;  // the 16 code values
+
+  template <int kCount, bool kFull>
+  void add(const uint8_t* bytes, const float* x, int64_t K, int64_t size, const __m512 scale,
+           __m512* row) const {
+    const int64_t lanes = kFull ? 16 : size / 8;
+    const __mmask16 valid = tail_mask(lanes);
+    const __m512i codes =
+        kFull ? _mm512_loadu_si512(bytes) : _mm512_maskz_loadu_epi32(valid, bytes);
+    __m512 acc[kCount][2];
+    for (int m = 0; m < kCount; ++m)
+      acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+    for (int s = 0; s < 8; ++s) {
+      const __m512 w = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4 * s), lut);
+      for (int m = 0; m < kCount; ++m) {
+        const float* xs = x + m * K + s * lanes;
+        const __m512 xv = kFull ? _mm512_loadu_ps(xs) : _mm512_maskz_loadu_ps(valid, xs);
+        acc[m][s & 1] = _mm512_fmadd_ps(w, xv, acc[m][s & 1]);
+      }
+    }
+    for (int m = 0; m < kCount; ++m)
+      row[m] = _mm512_fmadd_ps(_mm512_add_ps(acc[m][0], acc[m][1]), scale, row[m]);
+  }
+};
+
+// bfloat16 (AVX512-BF16): vpermw looks up 32 code values at once and vdpbf16ps multiplies 32 pairs
+// and adds each pair's two products to a float32 lane, one instruction per 32 weights. Products of
+// two bfloat16 values are exact in float32, so this adds the same products as the float32 GEMV;
+// the hardware flushes denormal inputs and results to zero, which moves a sum only when inputs are
+// ~1e-38.
+struct Bf16Chunks {
+  using Input = uint16_t;
+  __m512i lut;  // the 16 code values twice: vpermw reads 5 index bits, the 5th from the next nibble
+
+  // The same 64 bytes as 32 bfloat16 values (a copy the compiler removes; a cast would alias).
+  static __m512bh as_bf16(__m512i v) {
+    __m512bh r;
+    std::memcpy(&r, &v, sizeof r);
+    return r;
+  }
+
+  template <int kCount, bool kFull>
+  void add(const uint8_t* bytes, const uint16_t* x, int64_t K, int64_t size, const __m512 scale,
+           __m512* row) const {
+    const int64_t words = kFull ? 32 : size / 4;
+    const __mmask32 valid = words >= 32 ? ~__mmask32{0} : (__mmask32{1} << words) - 1u;
+    const __m512i codes =
+        kFull ? _mm512_loadu_si512(bytes) : _mm512_maskz_loadu_epi16(valid, bytes);
+    __m512 acc[kCount][2];
+    for (int m = 0; m < kCount; ++m)
+      acc[m][0] = acc[m][1] = _mm512_setzero_ps();
+    for (int s = 0; s < 4; ++s) {
+      const __m512bh w = as_bf16(_mm512_permutexvar_epi16(_mm512_srli_epi16(codes, 4 * s), lut));
+      for (int m = 0; m < kCount; ++m) {
+        const uint16_t* xs = x + m * K + s * words;
+        const __m512i xv = kFull ? _mm512_loadu_si512(xs) : _mm512_maskz_loadu_epi16(valid, xs);
+        acc[m][s & 1] = _mm512_dpbf16_ps(acc[m][s & 1], w, as_bf16(xv));
+      }
+    }
+    for (int m = 0; m < kCount; ++m)
+      row[m] = _mm512_fmadd_ps(_mm512_add_ps(acc[m][0], acc[m][1]), scale, row[m]);
+  }
+};
+
+template <int kCount, typename Chunks>
+void gemv_rows(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t K,
+               const uint8_t* packed, const float* absmax, int64_t blocksize, int64_t first_row,
+               int64_t last_row, float* y, int64_t y_stride) {
   const ChunkScales scales(blocksize);
   const int64_t full_end = K / kChunk * kChunk;
   for (int64_t o = first_row; o < last_row; ++o) {
@@ -272,133 +314,59 @@ void gemv_rows(const float* x_arranged, int64_t K, const uint8_t* packed, const 
     const uint8_t* row_bytes = packed + o * (K / 2);
     for (int64_t c0 = 0; c0 < full_end; c0 += kChunk) {
       prefetch_ahead(row_bytes + c0 / 2);
-      gemv_chunk<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk, lut,
-                               scales.of(absmax, o * K + c0, kChunk), row);
+      chunks.template add<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk,
+                                        scales.of(absmax, o * K + c0, kChunk), row);
     }
     if (full_end < K)
-      gemv_chunk<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K, K - full_end,
-                                lut, scales.of(absmax, o * K + full_end, K - full_end), row);
+      chunks.template add<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
+                                         K - full_end,
+                                         scales.of(absmax, o * K + full_end, K - full_end), row);
     for (int m = 0; m < kCount; ++m)
       y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
+  }
+}
+
+// All M inputs, up to kInputs at a time sharing one decode of the weights.
+template <typename Chunks>
+void gemv_inputs(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t M,
+                 int64_t K, const uint8_t* packed, const float* absmax, int64_t blocksize,
+                 int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+  for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
+    const auto* x = x_arranged + m0 * K;
+    float* out = y + m0 * y_stride;
+    switch (std::min(kInputs, M - m0)) {
+      case 1:
+        gemv_rows<1>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        break;
+      case 2:
+        gemv_rows<2>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        break;
+      case 3:
+        gemv_rows<3>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        break;
+      default:
+        gemv_rows<4>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        break;
+    }
   }
 }
 
 void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
                const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
                int64_t last_row, float* y, int64_t y_stride) {
-  const __m512 lut = _mm512_loadu_ps(table);
-  for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
-    const float* x = x_arranged + m0 * K;
-    float* out = y + m0 * y_stride;
-    switch (std::min(kInputs, M - m0)) {
-      case 1:
-        gemv_rows<1>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      case 2:
-        gemv_rows<2>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      case 3:
-        gemv_rows<3>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      default:
-        gemv_rows<4>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-    }
-  }
+  gemv_inputs(Fp32Chunks{_mm512_loadu_ps(table)}, x_arranged, M, K, packed, absmax, blocksize,
+              first_row, last_row, y, y_stride);
 }
 
-// ---- the same with bfloat16 inputs and code values (AVX512-BF16) -------------------------------
-//
-// vdpbf16ps multiplies 32 pairs of bfloat16 values and adds each pair's two products to a float32
-// lane: one instruction per 32 weights, against two FMAs in float32. Products of two bfloat16
-// values are exact in float32, so this adds the same products as the float32 GEMV; the hardware
-// flushes denormal inputs and results to zero, which moves a sum only when inputs are ~1e-38.
-
-// The same 64 bytes as 32 bfloat16 values (a copy the compiler removes; a cast would alias).
-inline __m512bh as_bf16(__m512i v) {
-  __m512bh r;
-  std::memcpy(&r, &v, sizeof r);
-  return r;
-}
-
-inline __mmask32 lanes_mask32(int64_t lanes) {
-  return lanes >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << lanes) - 1u);
-}
-
-// gemv_chunk with bfloat16 inputs (x: the chunk's arranged words) and a 32-word table.
-template <int kCount, bool kFull>
-inline void gemv_chunk_bf16(const uint8_t* bytes, const uint16_t* x, int64_t K, int64_t size,
-                            const __m512i lut, const __m512 scale, __m512* row) {
-  const int64_t words = kFull ? 32 : size / 4;
-  const __mmask32 valid = lanes_mask32(words);
-  const __m512i codes = kFull ? _mm512_loadu_si512(bytes) : _mm512_maskz_loadu_epi16(valid, bytes);
-  __m512 acc[kCount][2];
-  for (int m = 0; m < kCount; ++m)
-    acc[m][0] = acc[m][1] = _mm512_setzero_ps();
-  for (int s = 0; s < 4; ++s) {
-    // vpermw reads 5 index bits: the bit above the nibble picks the table's second copy.
-    const __m512bh w = as_bf16(_mm512_permutexvar_epi16(_mm512_srli_epi16(codes, 4 * s), lut));
-    for (int m = 0; m < kCount; ++m) {
-      const uint16_t* xs = x + m * K + s * words;
-      const __m512i xv = kFull ? _mm512_loadu_si512(xs) : _mm512_maskz_loadu_epi16(valid, xs);
-      acc[m][s & 1] = _mm512_dpbf16_ps(acc[m][s & 1], w, as_bf16(xv));
-    }
-  }
-  for (int m = 0; m < kCount; ++m)
-    row[m] = _mm512_fmadd_ps(_mm512_add_ps(acc[m][0], acc[m][1]), scale, row[m]);
-}
-
-template <int kCount>
-void gemv_rows_bf16(const uint16_t* x_arranged, int64_t K, const uint8_t* packed,
-                    const float* absmax, int64_t blocksize, const __m512i lut, int64_t first_row,
-                    int64_t last_row, float* y, int64_t y_stride) {
-  const ChunkScales scales(blocksize);
-  const int64_t full_end = K / kChunk * kChunk;
-  for (int64_t o = first_row; o < last_row; ++o) {
-    __m512 row[kCount];
-    for (int m = 0; m < kCount; ++m)
-      row[m] = _mm512_setzero_ps();
-    const uint8_t* row_bytes = packed + o * (K / 2);
-    for (int64_t c0 = 0; c0 < full_end; c0 += kChunk) {
-      prefetch_ahead(row_bytes + c0 / 2);
-      gemv_chunk_bf16<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk, lut,
-                                    scales.of(absmax, o * K + c0, kChunk), row);
-    }
-    if (full_end < K)
-      gemv_chunk_bf16<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
-                                     K - full_end, lut,
-                                     scales.of(absmax, o * K + full_end, K - full_end), row);
-    for (int m = 0; m < kCount; ++m)
-      y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
-  }
-}
-
+// x_arranged from arrange_word_nibbles_bf16, table values bfloat16.
 void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
                     const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
                     int64_t last_row, float* y, int64_t y_stride) {
   alignas(64) uint16_t words[32];
   for (int i = 0; i < 32; ++i)
-    words[i] = to_bf16(table[i % 16]);
-  const __m512i lut = _mm512_load_si512(words);
-  const uint16_t* xw = reinterpret_cast<const uint16_t*>(x_arranged);
-  for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
-    const uint16_t* x = xw + m0 * K;
-    float* out = y + m0 * y_stride;
-    switch (std::min(kInputs, M - m0)) {
-      case 1:
-        gemv_rows_bf16<1>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      case 2:
-        gemv_rows_bf16<2>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      case 3:
-        gemv_rows_bf16<3>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-      default:
-        gemv_rows_bf16<4>(x, K, packed, absmax, blocksize, lut, first_row, last_row, out, y_stride);
-        break;
-    }
-  }
+    words[i] = high_half(table[i % 16]);
+  gemv_inputs(Bf16Chunks{_mm512_load_si512(words)}, reinterpret_cast<const uint16_t*>(x_arranged),
+              M, K, packed, absmax, blocksize, first_row, last_row, y, y_stride);
 }
 
 // ---- LLM.int8 ----------------------------------------------------------------------------------
