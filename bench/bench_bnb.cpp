@@ -83,7 +83,7 @@ void BM_DenseLinear(benchmark::State& state) {
   const int64_t copies = qplug::bench::cold_copies(n * k * 4);
   std::vector<at::Tensor> weights;
   for (int64_t c = 0; c < copies; ++c)
-    weights.push_back(at::randn({n, k}) * 0.02);
+    weights.push_back(qplug::bench::in_weight_memory(at::randn({n, k}) * 0.02));
   const at::Tensor x = at::randn({m, k});
   int64_t i = 0;
   for (auto _ : state)

@@ -5,7 +5,6 @@
 #include <ATen/ops/from_blob.h>
 
 #include "checkpoint/checkpoint_layout.hpp"
-#include "checkpoint/tensor_memory.hpp"
 #include "models/transformer_model.hpp"
 #include "qplug/core/calibration.hpp"
 #include "qplug/core/checkpoint.hpp"
@@ -14,6 +13,7 @@
 #include "qplug/core/quantizer_choice.hpp"
 #include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/guard.hpp"
+#include "qplug/sdk/tensor_memory.hpp"
 #include "qplug/sdk/torch_interop.hpp"
 
 namespace qplug {
@@ -53,7 +53,7 @@ constexpr uint64_t kChunkBytes = 16ull << 20;
 at::Tensor read_tensor(const SafetensorsFile& file, const SafetensorsEntry& entry,
                        c10::ScalarType target) {
   const c10::ScalarType stored = to_scalar_type(entry.dtype);
-  at::Tensor out = empty_for_load(entry.shape, target);
+  at::Tensor out = empty_for_weights(entry.shape, target);
   const int64_t numel = entry.numel();
   if (numel == 0) return out;
   at::Tensor flat = out.view({numel});

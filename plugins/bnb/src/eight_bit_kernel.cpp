@@ -6,6 +6,7 @@
 #include <qplug/sdk/config.hpp>
 #include <qplug/sdk/cpu_linear_kernel.hpp>
 #include <qplug/sdk/errors.hpp>
+#include <qplug/sdk/tensor_memory.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 
 #include "bnb_tensors.hpp"
@@ -124,7 +125,7 @@ class EightBitKernel final : public CpuLinearKernel {
                         "full precision with llm_int8_skip_modules");
     const at::Tensor w = value.to(at::kHalf).to(at::kFloat).contiguous();
     const int64_t rows = expected[0], K = expected[1];
-    codes_ = at::empty({rows, K}, at::TensorOptions().dtype(at::kChar));
+    codes_ = empty_for_weights({rows, K}, at::kChar);  // streamed by every matmul: huge pages
     scb_ = at::empty({rows}, at::TensorOptions().dtype(at::kFloat));
     const float* src = w.data_ptr<float>();
     int8_t* codes = codes_.data_ptr<int8_t>();

@@ -6,6 +6,8 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mean.h>
 
+#include <qplug/sdk/tensor_memory.hpp>
+
 #include "code_tables.hpp"
 
 namespace qplug::bnb {
@@ -33,8 +35,9 @@ FourBitWeight quantize_4bit(const at::Tensor& weight, const FourBitSettings& set
   const int64_t bs = settings.blocksize;
   const int64_t blocks = (n + bs - 1) / bs;
   FourBitWeight out;
-  out.packed = at::empty({(n + 1) / 2, 1}, at::TensorOptions().dtype(at::kByte));
-  out.absmax = at::empty({blocks}, at::TensorOptions().dtype(at::kFloat));
+  // The GEMV streams these on every call: weight memory (huge pages) keeps it off the TLB.
+  out.packed = empty_for_weights({(n + 1) / 2, 1}, at::kByte);
+  out.absmax = empty_for_weights({blocks}, at::kFloat);
   const FourBitCodebook book = codebook(settings.quant_type);
   const float* src = x.data_ptr<float>();
   uint8_t* packed = out.packed.data_ptr<uint8_t>();
@@ -115,7 +118,7 @@ at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_a
   const at::Tensor map = dynamic_map_signed();
   const float* code = map.data_ptr<float>();
   const int64_t blocks = codes.numel();
-  at::Tensor out = at::empty({blocks}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor out = empty_for_weights({blocks}, at::kFloat);
   const uint8_t* c = codes.data_ptr<uint8_t>();
   const float* nested = nested_absmax.data_ptr<float>();
   float* o = out.data_ptr<float>();

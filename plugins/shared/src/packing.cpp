@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include <qplug/sdk/errors.hpp>
+#include <qplug/sdk/tensor_memory.hpp>
 
 namespace qplug::packing {
 
@@ -287,12 +288,16 @@ void transpose_tiles(const T* src, T* dst, int64_t rows, int64_t cols) {
   });
 }
 
-// A contiguous transpose of a contiguous 2-D tensor.
+// A contiguous transpose of a contiguous 2-D tensor, into `out` ([cols, rows], m's dtype).
+template <typename T>
+at::Tensor transposed(const at::Tensor& m, at::Tensor out) {
+  transpose_tiles<T>(m.data_ptr<T>(), out.data_ptr<T>(), m.size(0), m.size(1));
+  return out;
+}
+
 template <typename T>
 at::Tensor transposed(const at::Tensor& m) {
-  at::Tensor t = at::empty({m.size(1), m.size(0)}, m.options());
-  transpose_tiles<T>(m.data_ptr<T>(), t.data_ptr<T>(), m.size(0), m.size(1));
-  return t;
+  return transposed<T>(m, at::empty({m.size(1), m.size(0)}, m.options()));
 }
 
 // ---- dequantization -----------------------------------------------------------------------------
@@ -375,8 +380,10 @@ at::Tensor pack_gptq_qweight(const at::Tensor& intweight, int bits) {
   check_gptq_bits(bits, fn);
   if (auto reason = gptq_unpackable_reason(w.size(1), w.size(0), bits)) fail(fn, *reason);
   // Packing each output row along the input dim and transposing the (bits/8 times smaller) words
-  // is cheaper than transposing the codes first.
-  return transposed<int32_t>(pack_matrix(w, bits, kNaturalOrder.data(), fn, "intweight"));
+  // is cheaper than transposing the codes first. The int4 kernels stream the result on every
+  // call, so it goes to weight memory (huge pages).
+  const at::Tensor rows = pack_matrix(w, bits, kNaturalOrder.data(), fn, "intweight");
+  return transposed<int32_t>(rows, empty_for_weights({rows.size(1), rows.size(0)}, at::kInt));
 }
 
 at::Tensor unpack_gptq_qweight(const at::Tensor& qweight, int bits, int64_t in_features) {

@@ -14,6 +14,7 @@
 #include <qplug/sdk/model.hpp>
 #include <qplug/sdk/plugin.hpp>
 #include <qplug/sdk/quantizer.hpp>
+#include <qplug/sdk/tensor_memory.hpp>
 #include <qplug/sdk/torch_interop.hpp>
 
 namespace example {
@@ -65,7 +66,9 @@ class Int8RtnKernel final : public LinearKernel {
         throw KernelError("layer '" + args_.layer + "' has NaN or infinite weights");
       // Per-row scale; an all-zero row keeps scale 1 so its codes are 0, not NaN.
       scale_ = (w.abs().amax(1) / 127.0).clamp_min(1e-12);
-      codes_ = at::round(w / scale_.unsqueeze(1)).clamp(-127, 127).to(at::kChar);
+      // Codes every matmul streams: weight memory (huge pages from 2 MiB up, SDK 1.2).
+      codes_ = empty_for_weights(w.sizes().vec(), at::kChar);
+      codes_.copy_(at::round(w / scale_.unsqueeze(1)).clamp(-127, 127));
     } else if (suffix == "weight") {
       codes_ = value.to(at::kChar);
     } else if (suffix == "weight_scale") {

@@ -21,9 +21,10 @@ extern "C" {
  * Minor: additions; a plugin may use a minor no newer than the host's. Additions only ever append
  * virtual functions to host-implemented classes and fields to the end of host-filled structs.
  * 1.1: ModelDescription::scaling_groups, Model::run_block_module / divide_output_channels,
- *      HostServices::run_block_calibration_on_original_activations (for AWQ). */
+ *      HostServices::run_block_calibration_on_original_activations (for AWQ).
+ * 1.2: empty_for_weights (<qplug/sdk/tensor_memory.hpp>). */
 #define QPLUG_SDK_API_MAJOR 1
-#define QPLUG_SDK_API_MINOR 1
+#define QPLUG_SDK_API_MINOR 2
 
 /* The ELF section that holds qplug's exported aliases, and the alias names. */
 #define QPLUG_EXPORT_SECTION qplug
