@@ -56,14 +56,17 @@ class EveryInt4Isa : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
   const Int4Kernels& k = int4_kernels_under_test(GetParam());
-  const RandomWeight w(256, 40, 64, 1);  // 40 outputs: two tiles of 16 and a column tail
-  at::Generator gen = at::detail::createCPUGenerator(2);
-  for (int64_t M : {1, 3, 5}) {
-    const at::Tensor x = at::randn({M, 256}, gen);
-    at::Tensor y = at::zeros({M, 40});
-    k.gemv(w.view, x.data_ptr<float>(), M, 0, 40, y.data_ptr<float>(), 40);
-    EXPECT_LT(relative_error(y, at::matmul(x.to(at::kDouble), w.dense_t)), 1e-6)
-        << GetParam() << " M=" << M;
+  // 40 outputs: two tiles of 16 and a column tail; 200: three strips of 64, a tile and a tail.
+  for (int64_t N : {40, 200}) {
+    const RandomWeight w(256, N, 64, 1);
+    at::Generator gen = at::detail::createCPUGenerator(2);
+    for (int64_t M : {1, 2, 3, 4, 5, 7}) {
+      const at::Tensor x = at::randn({M, 256}, gen);
+      at::Tensor y = at::zeros({M, N});
+      k.gemv(w.view, x.data_ptr<float>(), M, 0, N, y.data_ptr<float>(), N);
+      EXPECT_LT(relative_error(y, at::matmul(x.to(at::kDouble), w.dense_t)), 1e-6)
+          << GetParam() << " N=" << N << " M=" << M;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "int4/int4_kernels.hpp"
 
@@ -17,14 +18,14 @@ inline __m256 nibble(__m256i words, int k) {
 
 // 16 outputs (two registers) at a time: one 64-byte cache line of every qweight row.
 template <int kInputs>
-void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y_stride) {
+void gemv_tile(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
+               int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
   __m256 total[kInputs][2];
   for (int m = 0; m < kInputs; ++m)
     total[m][0] = total[m][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     __m256 dot[kInputs][2];
-    float sum[kInputs] = {};
     for (int m = 0; m < kInputs; ++m)
       dot[m][0] = dot[m][1] = _mm256_setzero_ps();
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
@@ -38,7 +39,6 @@ void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y
           const __m256 xb = _mm256_set1_ps(xv);
           dot[m][0] = _mm256_fmadd_ps(q0, xb, dot[m][0]);
           dot[m][1] = _mm256_fmadd_ps(q1, xb, dot[m][1]);
-          sum[m] += xv;
         }
       }
     }
@@ -47,7 +47,7 @@ void gemv_tile(const Int4View& w, const float* x, int64_t o, float* y, int64_t y
     for (int m = 0; m < kInputs; ++m)
       for (int h = 0; h < 2; ++h)
         total[m][h] =
-            _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(sum[m]),
+            _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(x_sums[m * groups + g]),
                              _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), dot[m][h], total[m][h]));
   }
   for (int m = 0; m < kInputs; ++m) {
@@ -63,23 +63,27 @@ void gemv_scalar_column(const Int4View& w, const float* x, int64_t M, int64_t o,
 
 void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
           int64_t y_stride) {
+  const int64_t groups = w.in / w.group_size;
+  std::vector<float> sums(M * groups);
+  input_group_sums(x, M, w.in, w.group_size, sums.data());
   int64_t o = first;
   for (; o + 16 <= last; o += 16)
     for (int64_t m0 = 0; m0 < M; m0 += 4) {
       const float* xm = x + m0 * w.in;
+      const float* sm = sums.data() + m0 * groups;
       float* ym = y + m0 * y_stride;
       switch (std::min<int64_t>(4, M - m0)) {
         case 1:
-          gemv_tile<1>(w, xm, o, ym, y_stride);
+          gemv_tile<1>(w, xm, sm, o, ym, y_stride);
           break;
         case 2:
-          gemv_tile<2>(w, xm, o, ym, y_stride);
+          gemv_tile<2>(w, xm, sm, o, ym, y_stride);
           break;
         case 3:
-          gemv_tile<3>(w, xm, o, ym, y_stride);
+          gemv_tile<3>(w, xm, sm, o, ym, y_stride);
           break;
         default:
-          gemv_tile<4>(w, xm, o, ym, y_stride);
+          gemv_tile<4>(w, xm, sm, o, ym, y_stride);
           break;
       }
     }

@@ -41,6 +41,11 @@ struct Int4Kernels {
                     int64_t cols, int64_t ldw, float* y, int64_t ldy, bool accumulate);
 };
 
+// sums[m * groups + g] = the sum of input m's values in group g (x: M rows of `in` values): what
+// each group's zero point multiplies, the same for every output, so the SIMD GEMVs sum it once
+// per call instead of once per output tile (a serial chain of float adds that bounded them).
+void input_group_sums(const float* x, int64_t M, int64_t in, int64_t group_size, float* sums);
+
 const Int4Kernels& int4_kernels();  // best available (QPLUG_INT4_ISA forces one)
 const Int4Kernels& int4_kernels(const std::string& isa);
 std::vector<std::string> int4_isas();  // this processor's, best last

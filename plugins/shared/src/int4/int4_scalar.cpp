@@ -53,6 +53,17 @@ void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* wt, int64_t 
 
 }  // namespace
 
+void input_group_sums(const float* x, int64_t M, int64_t in, int64_t group_size, float* sums) {
+  const int64_t groups = in / group_size;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < groups; ++g) {
+      float sum = 0.0f;
+      for (int64_t j = g * group_size; j < (g + 1) * group_size; ++j)
+        sum += x[m * in + j];
+      sums[m * groups + g] = sum;
+    }
+}
+
 const Int4Kernels& int4_scalar() {
   static const Int4Kernels k{"scalar", gemv, dequantize_t, gemm_tile};
   return k;
