@@ -16,8 +16,10 @@ inline __m256 nibble(__m256i words, int k) {
       _mm256_and_si256(_mm256_srli_epi32(words, 4 * k), _mm256_set1_epi32(15)));
 }
 
-// 16 outputs (two registers) at a time: one 64-byte cache line of every qweight row.
-template <int kInputs>
+// 16 outputs (two registers) at a time: one 64-byte cache line of every qweight row. Each
+// input's products go to 2 * kSplit accumulators (kSplit alternating over a word's 8 inputs), so
+// that a single input does not wait on the FMA latency at every step.
+template <int kInputs, int kSplit>
 void gemv_tile(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
                int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
@@ -25,30 +27,36 @@ void gemv_tile(const Int4View& w, const float* x, const float* x_sums, int64_t o
   for (int m = 0; m < kInputs; ++m)
     total[m][0] = total[m][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
-    __m256 dot[kInputs][2];
+    __m256 dot[kInputs][2][kSplit];
     for (int m = 0; m < kInputs; ++m)
-      dot[m][0] = dot[m][1] = _mm256_setzero_ps();
+      for (int h = 0; h < kSplit; ++h)
+        dot[m][0][h] = dot[m][1][h] = _mm256_setzero_ps();
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
       const int32_t* row = w.qweight + r * w.out + o;
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
       const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8));
+      // Rows are w.out words apart: ask for the row 16 ahead (past the end it is dropped).
+      _mm_prefetch(reinterpret_cast<const char*>(row + 16 * w.out), _MM_HINT_T0);
       for (int k = 0; k < 8; ++k) {
         const __m256 q0 = nibble(lo, k), q1 = nibble(hi, k);
         for (int m = 0; m < kInputs; ++m) {
-          const float xv = x[m * w.in + r * 8 + k];
-          const __m256 xb = _mm256_set1_ps(xv);
-          dot[m][0] = _mm256_fmadd_ps(q0, xb, dot[m][0]);
-          dot[m][1] = _mm256_fmadd_ps(q1, xb, dot[m][1]);
+          const __m256 xb = _mm256_set1_ps(x[m * w.in + r * 8 + k]);
+          dot[m][0][k % kSplit] = _mm256_fmadd_ps(q0, xb, dot[m][0][k % kSplit]);
+          dot[m][1][k % kSplit] = _mm256_fmadd_ps(q1, xb, dot[m][1][k % kSplit]);
         }
       }
     }
     const float* s = w.scales + g * w.out + o;
     const float* zs = w.zero_scales + g * w.out + o;
     for (int m = 0; m < kInputs; ++m)
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < 2; ++h) {
+        __m256 d = dot[m][h][0];
+        for (int p = 1; p < kSplit; ++p)
+          d = _mm256_add_ps(d, dot[m][h][p]);
         total[m][h] =
             _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(x_sums[m * groups + g]),
-                             _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), dot[m][h], total[m][h]));
+                             _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), d, total[m][h]));
+      }
   }
   for (int m = 0; m < kInputs; ++m) {
     _mm256_storeu_ps(y + m * y_stride + o, total[m][0]);
@@ -74,16 +82,16 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
       float* ym = y + m0 * y_stride;
       switch (std::min<int64_t>(4, M - m0)) {
         case 1:
-          gemv_tile<1>(w, xm, sm, o, ym, y_stride);
+          gemv_tile<1, 2>(w, xm, sm, o, ym, y_stride);
           break;
         case 2:
-          gemv_tile<2>(w, xm, sm, o, ym, y_stride);
+          gemv_tile<2, 1>(w, xm, sm, o, ym, y_stride);
           break;
         case 3:
-          gemv_tile<3>(w, xm, sm, o, ym, y_stride);
+          gemv_tile<3, 1>(w, xm, sm, o, ym, y_stride);
           break;
         default:
-          gemv_tile<4>(w, xm, sm, o, ym, y_stride);
+          gemv_tile<4, 1>(w, xm, sm, o, ym, y_stride);
           break;
       }
     }
