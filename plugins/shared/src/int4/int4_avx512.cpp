@@ -18,13 +18,14 @@ inline __m512 nibble(__m512i words, int k, __m512 values) {
   return _mm512_permutexvar_ps(k == 0 ? words : _mm512_srli_epi32(words, 4 * k), values);
 }
 
-// kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row), each
-// input's products summed in kSplit accumulators per tile (alternating over a word's 8 inputs).
-// The kInputs * kTiles * kSplit FMA chains are independent: one tile with one chain per input
-// waited on the FMA latency at every step and read ~9 GB/s, a quarter of this layout's speed.
-template <int kInputs, int kTiles, int kSplit>
+// kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row). Each
+// input's products go to kSplit accumulators per tile (alternating over a word's 8 inputs), two
+// when kInputs * kTiles alone gives fewer than 8 independent FMA chains: one tile with one chain
+// per input waited on the FMA latency at every step and read ~9 GB/s, a quarter of this speed.
+template <int kInputs, int kTiles>
 void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
                 int64_t y_stride) {
+  constexpr int kSplit = kInputs * kTiles >= 8 ? 1 : 2;
   const int64_t groups = w.in / w.group_size;
   static const float kCodeValues[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const __m512 values = _mm512_loadu_ps(kCodeValues);
@@ -72,36 +73,19 @@ void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t 
       _mm512_storeu_ps(y + m * y_stride + o + 16 * t, total[m][t]);
 }
 
-// Up to 4 inputs over 64 outputs, in strips that keep the registers for accumulators: 4 tiles
-// for 1-2 inputs, two strips of 2 tiles for 3-4.
-void gemv_64_outputs(const Int4View& w, const float* x, const float* sums, int64_t inputs,
-                     int64_t o, float* y, int64_t y_stride) {
+// gemv_strip for 1 to 4 inputs.
+template <int kTiles>
+void gemv_strips(const Int4View& w, const float* x, const float* sums, int64_t inputs, int64_t o,
+                 float* y, int64_t y_stride) {
   switch (inputs) {
     case 1:
-      return gemv_strip<1, 4, 2>(w, x, sums, o, y, y_stride);
+      return gemv_strip<1, kTiles>(w, x, sums, o, y, y_stride);
     case 2:
-      return gemv_strip<2, 4, 1>(w, x, sums, o, y, y_stride);
+      return gemv_strip<2, kTiles>(w, x, sums, o, y, y_stride);
     case 3:
-      gemv_strip<3, 2, 1>(w, x, sums, o, y, y_stride);
-      return gemv_strip<3, 2, 1>(w, x, sums, o + 32, y, y_stride);
+      return gemv_strip<3, kTiles>(w, x, sums, o, y, y_stride);
     default:
-      gemv_strip<4, 2, 1>(w, x, sums, o, y, y_stride);
-      return gemv_strip<4, 2, 1>(w, x, sums, o + 32, y, y_stride);
-  }
-}
-
-// Up to 4 inputs over 16 outputs (the outputs past the last whole 64).
-void gemv_16_outputs(const Int4View& w, const float* x, const float* sums, int64_t inputs,
-                     int64_t o, float* y, int64_t y_stride) {
-  switch (inputs) {
-    case 1:
-      return gemv_strip<1, 1, 2>(w, x, sums, o, y, y_stride);
-    case 2:
-      return gemv_strip<2, 1, 2>(w, x, sums, o, y, y_stride);
-    case 3:
-      return gemv_strip<3, 1, 2>(w, x, sums, o, y, y_stride);
-    default:
-      return gemv_strip<4, 1, 2>(w, x, sums, o, y, y_stride);
+      return gemv_strip<4, kTiles>(w, x, sums, o, y, y_stride);
   }
 }
 
@@ -116,10 +100,17 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
     const float* sm = sums.data() + m0 * groups;
     float* ym = y + m0 * y_stride;
     int64_t o = first;
+    // 64 outputs at a time: 4 tiles for 1-2 inputs, two strips of 2 tiles for 3-4 (so that the
+    // accumulators stay in registers); then single tiles.
     for (; o + 64 <= last; o += 64)
-      gemv_64_outputs(w, xm, sm, inputs, o, ym, y_stride);
+      if (inputs <= 2) {
+        gemv_strips<4>(w, xm, sm, inputs, o, ym, y_stride);
+      } else {
+        gemv_strips<2>(w, xm, sm, inputs, o, ym, y_stride);
+        gemv_strips<2>(w, xm, sm, inputs, o + 32, ym, y_stride);
+      }
     for (; o + 16 <= last; o += 16)
-      gemv_16_outputs(w, xm, sm, inputs, o, ym, y_stride);
+      gemv_strips<1>(w, xm, sm, inputs, o, ym, y_stride);
   }
   const int64_t tail = first + (last - first) / 16 * 16;
   if (tail < last) int4_scalar().gemv(w, x, M, tail, last, y, y_stride);

@@ -149,18 +149,25 @@ constexpr int64_t nibble_element(int64_t s) {
   return 2 * (s / 2) + 1 - s % 2;
 }
 
-// The fp32 GEMV's inputs: each chunk of `size` elements as 8 runs of size / 8, run s holding the
-// elements 8 d + nibble_element(s) that shift s decodes into lane d.
-void arrange_dword_nibbles(const float* x, int64_t M, int64_t K, float* out) {
+// Each chunk of `size` of M inputs' K elements as kRuns runs of size / kRuns, run s holding the
+// elements kRuns * i + nibble_element(s) that shift s decodes into lane (or word) i of a load,
+// converted by `as`.
+template <int64_t kRuns, typename Out, typename Convert>
+void arrange_runs(const float* x, int64_t M, int64_t K, Out* out, Convert as) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c0 = 0; c0 < K; c0 += kChunk) {
-      const int64_t size = std::min(kChunk, K - c0), lanes = size / 8;
+      const int64_t size = std::min(kChunk, K - c0), lanes = size / kRuns;
       const float* in = x + m * K + c0;
-      float* dst = out + m * K + c0;
-      for (int64_t s = 0; s < 8; ++s)
-        for (int64_t d = 0; d < lanes; ++d)
-          dst[s * lanes + d] = in[8 * d + nibble_element(s)];
+      Out* dst = out + m * K + c0;
+      for (int64_t s = 0; s < kRuns; ++s)
+        for (int64_t i = 0; i < lanes; ++i)
+          dst[s * lanes + i] = as(in[kRuns * i + nibble_element(s)]);
     }
+}
+
+// The fp32 GEMV's inputs: 8 runs per chunk, one per dword nibble.
+void arrange_dword_nibbles(const float* x, int64_t M, int64_t K, float* out) {
+  arrange_runs<8>(x, M, K, out, [](float v) { return v; });
 }
 
 // The bfloat16 a float holds (the caller rounded it: inputs and table are bfloat16 values).
@@ -171,19 +178,9 @@ uint16_t high_half(float v) {
 }
 
 // The bf16 GEMV's inputs: M rows of K bfloat16 values (in the first half of `out`'s M * K floats),
-// each chunk as 4 runs of size / 4, run s holding the elements 4 w + nibble_element(s) that
-// shift s decodes into word w.
+// 4 runs per chunk, one per word nibble.
 void arrange_word_nibbles_bf16(const float* x, int64_t M, int64_t K, float* out) {
-  uint16_t* words = reinterpret_cast<uint16_t*>(out);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t c0 = 0; c0 < K; c0 += kChunk) {
-      const int64_t size = std::min(kChunk, K - c0), lanes = size / 4;
-      const float* in = x + m * K + c0;
-      uint16_t* dst = words + m * K + c0;
-      for (int64_t s = 0; s < 4; ++s)
-        for (int64_t w = 0; w < lanes; ++w)
-          dst[s * lanes + w] = high_half(in[4 * w + nibble_element(s)]);
-    }
+  arrange_runs<4>(x, M, K, reinterpret_cast<uint16_t*>(out), high_half);
 }
 
 // The absmax of each fp32 lane of a chunk (lane d: elements 8d..8d+7): one block for blocksize
