@@ -318,8 +318,13 @@ TEST(BnbKernels, StreamedWeightsAreInHugePageMemory) {
   const QuantConfig int8 = config("bitsandbytes_8bit", {});
   for (const QuantConfig* cfg : {&nf4, &int8}) {
     auto kernel = loaded_kernel(*cfg, w, at::Tensor());
+    int weights = 0;
     for (const auto& [name, tensor] : kernel->tensors())
-      if (name == "weight") EXPECT_TRUE(aligned(tensor)) << cfg->quant_method();
+      if (name == "weight") {
+        ++weights;
+        EXPECT_TRUE(aligned(tensor)) << cfg->quant_method();
+      }
+    EXPECT_EQ(weights, 1) << cfg->quant_method();  // the check above ran
   }
 }
 
