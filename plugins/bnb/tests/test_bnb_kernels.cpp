@@ -280,6 +280,10 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
       const at::Tensor y = kernel->apply(x);
       EXPECT_EQ(y.scalar_type(), at::kFloat);
       EXPECT_TRUE(at::equal(y, y.to(st).to(at::kFloat))) << dtype << ": not rounded, M=" << M;
+      // The layer rounds inputs and results as the casts would: rounding x first, or passing it
+      // in the compute dtype, changes nothing.
+      EXPECT_TRUE(at::equal(y, kernel->apply(x.to(st).to(at::kFloat)))) << dtype << " M=" << M;
+      EXPECT_TRUE(at::equal(y.to(st), kernel->apply(x.to(st)))) << dtype << " M=" << M;
       const at::Tensor want =
           at::linear(x.to(st).to(at::kDouble), used.to(at::kDouble), bias.to(st).to(at::kDouble));
       // Within one unit in the last place of the compute dtype: float32 sums may round a value
