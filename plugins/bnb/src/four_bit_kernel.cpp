@@ -23,11 +23,6 @@ namespace qplug::bnb {
 
 namespace {
 
-// Batches up to this many rows take the fused GEMV; larger ones multiply dequantized tiles. The
-// GEMV decodes the weight once per 4 rows: at 16 rows it took as long as the tiles with AVX2 and
-// 15% less with AVX-512. A kernel set may raise the limit for bfloat16 compute
-// (CpuKernels::max_gemv_inputs_bf16).
-constexpr int64_t kMaxGemvRows = 16;
 // A dequantized tile: 8 weight rows x 1024 columns (rounded to whole blocks), 32 KiB, which stays
 // in L1/L2 while every input's 1024 columns stream past it. (4-64 rows x 256-2048 columns were
 // tried at M = 128: this and 16 x 1024 or 64 x 512 were fastest, within the machine's noise.)
@@ -150,8 +145,9 @@ class FourBitKernel final : public CpuLinearKernel {
       x2 = at::from_blob(rounded, {M, K}, at::TensorOptions().dtype(at::kFloat));
     }
     at::Tensor y;
-    const int64_t max_gemv_rows =
-        bf16 ? std::max(kMaxGemvRows, kernels_.max_gemv_inputs_bf16) : kMaxGemvRows;
+    // Small batches take the fused GEMV, larger ones multiply dequantized tiles (the kernel set
+    // knows where its tiles get faster).
+    const int64_t max_gemv_rows = bf16 ? kernels_.max_gemv_inputs_bf16 : kernels_.max_gemv_inputs;
     if (M <= max_gemv_rows && K % settings_.blocksize == 0)
       y = gemv(x2);
     else
@@ -327,8 +323,8 @@ class FourBitKernel final : public CpuLinearKernel {
     }
     const int64_t depth = std::max<int64_t>(1, kTileDepth / bs) * bs;
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
-    // The inputs in the order the tiles are decoded in (per run of 32 columns).
-    float* x = scratch(M * K, 0);
+    // The inputs in the order the tiles are decoded in (per run of 32 columns), perhaps padded.
+    float* x = scratch((M + kTileInputGroup - 1) / kTileInputGroup * kTileInputGroup * K, 0);
     kernels_.arrange_tile_inputs(x2.data_ptr<float>(), M, K, x);
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
     const float* absmax = weight_.absmax.data_ptr<float>();
@@ -345,7 +341,7 @@ class FourBitKernel final : public CpuLinearKernel {
             kernels_.decode_tile(packed, absmax, bs, compute_table_.data(), first_block,
                                  first_block + kc / bs, tile + r * kc);
           }
-          kernels_.gemm_tile(x + k0, K, M, tile, rows, kc, out + r0, N, /*accumulate=*/k0 > 0);
+          kernels_.gemm_tile(x, M, K, k0, tile, rows, kc, out + r0, N, /*accumulate=*/k0 > 0);
         }
       }
     });

@@ -149,7 +149,7 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
 // the same way, then add a second pass on top (accumulate).
 TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
   const CpuKernels& k = kernels_under_test(GetParam());
-  const int64_t N = 9, K = 640;
+  const int64_t N = 15, K = 640;
   for (int64_t bs : {32, 64})
     for (int64_t kc : {bs, int64_t{320}}) {
       const at::Tensor w = randn({N, K}, 61 + bs);
@@ -158,10 +158,11 @@ TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
       const FourBitCodebook book = codebook(QuantType::FP4);
       const at::Tensor dense =
           dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels()).view({N, K});
-      for (int64_t M : {1, 2, 3, 4, 5, 7})
-        for (int64_t rows : {1, 3, 4, 5, 9}) {
+      for (int64_t M : {1, 2, 3, 4, 5, 7, 16, 17, 40})
+        for (int64_t rows : {1, 3, 4, 5, 9, 15}) {
           const at::Tensor x = randn({M, K}, 67 + M);
-          at::Tensor arranged = at::empty({M, K});
+          const int64_t groups = (M + kTileInputGroup - 1) / kTileInputGroup;
+          at::Tensor arranged = at::empty({groups * kTileInputGroup, K});
           k.arrange_tile_inputs(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
           // Columns [kc, 2 kc) of the first `rows` rows, into a tile; y has one spare column.
           at::Tensor tile = at::empty({rows, kc});
@@ -172,7 +173,7 @@ TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
           }
           at::Tensor y = at::full({M, rows + 1}, 7.0f);
           for (bool accumulate : {false, true})
-            k.gemm_tile(arranged.data_ptr<float>() + kc, K, M, tile.data_ptr<float>(), rows, kc,
+            k.gemm_tile(arranged.data_ptr<float>(), M, K, kc, tile.data_ptr<float>(), rows, kc,
                         y.data_ptr<float>(), rows + 1, accumulate);
           const at::Tensor want =
               2 * at::matmul(x.narrow(1, kc, kc).to(at::kDouble),
@@ -274,7 +275,7 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
     EXPECT_TRUE(at::equal(
         exact,
         dequantize_4bit(q.packed, q.absmax, N * K, 64, book.table, scalar_kernels()).view({N, K})));
-    // GEMV; 40: tiles, or with AVX512-BF16 and bfloat16 the GEMV; 129: tiles on every set.
+    // 1, 5: the GEMV; 40, 129: tiles.
     for (int64_t M : {1, 5, 40, 129}) {
       const at::Tensor x = randn({M, K}, 53 + M);
       const at::Tensor y = kernel->apply(x);

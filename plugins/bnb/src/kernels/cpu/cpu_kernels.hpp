@@ -19,6 +19,9 @@ struct FourBitCodebook {
   uint8_t fp4_codes[8];      // FP4: bucket -> magnitude code
 };
 
+// arrange_tile_inputs may pad the inputs to a multiple of this many.
+constexpr int64_t kTileInputGroup = 16;
+
 struct CpuKernels {
   const char* isa;  // "avx512_bf16", "avx512", "avx2", "scalar"
 
@@ -56,17 +59,20 @@ struct CpuKernels {
 
   // Batched matmuls multiply tiles of dequantized weights. decode_tile writes dequantize_4bit's
   // values of whole blocks [first_block, last_block) (blocksize a multiple of 32) from out[0] on,
-  // each run of 32 in an order that is cheap to decode; arrange_tile_inputs puts each run of 32 of
-  // M inputs (K % 32 == 0) in the same order, so the products pair up as in element order.
+  // each run of 32 in an order that is cheap to decode; arrange_tile_inputs lays M inputs of K
+  // values (K % 32 == 0) out for gemm_tile, each run of 32 in the same order, so the products pair
+  // up as in element order. `out` holds kTileInputGroup * ceil(M / kTileInputGroup) * K floats
+  // (sets may pad the inputs to whole groups).
   void (*arrange_tile_inputs)(const float* x, int64_t M, int64_t K, float* out);
   void (*decode_tile)(const uint8_t* packed, const float* absmax, int64_t blocksize,
                       const float* table, int64_t first_block, int64_t last_block, float* out);
 
-  // y[m, r] = sum_k x[m, k] w[r, k] (added to y when `accumulate`) for M inputs, x's rows `ldx`
-  // apart, and `rows` weight rows of kc values each, contiguous in w, kc a multiple of 32: the
-  // multiply of batched matmuls, on a tile dequantize_4bit has just decoded into cache.
-  void (*gemm_tile)(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows,
-                    int64_t kc, float* y, int64_t ldy, bool accumulate);
+  // y[m, r] = sum_k x[m, k0 + k] w[r, k] (added to y when `accumulate`) for the M inputs that
+  // arrange_tile_inputs laid out (K values each) and `rows` weight rows of kc values each,
+  // contiguous in w, k0 and kc multiples of 32: the multiply of batched matmuls, on a tile
+  // decode_tile has just decoded into cache.
+  void (*gemm_tile)(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+                    int64_t rows, int64_t kc, float* y, int64_t ldy, bool accumulate);
 
   // LLM.int8 weight rows [first_row, last_row) of W [rows, K] (float values of the fp16 weight):
   // SCB[r] = max |W[r]|, CB[r, k] = round_half_even(W[r, k] * (127 / SCB[r])); a zero row gives
@@ -78,9 +84,10 @@ struct CpuKernels {
   void (*int8_matmul)(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                       int64_t last_row, int32_t* out, int64_t out_stride);
 
-  // Batches of up to this many inputs are faster through gemv_4bit_bf16 than through the tiles
-  // (0: the layer's general limit applies).
-  int64_t max_gemv_inputs_bf16 = 0;
+  // Batches of up to this many inputs are faster through gemv_4bit (gemv_4bit_bf16) than
+  // through the tiles. The GEMV decodes the weight once per 4 inputs, the tiles once per call.
+  int64_t max_gemv_inputs = 16;
+  int64_t max_gemv_inputs_bf16 = 16;
 };
 
 // The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16
@@ -93,8 +100,6 @@ std::vector<std::string> available_isas();
 
 // The even/odd layout the scalar GEMV uses: per input, even elements then odd ones.
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
-// Element order (a copy): the tile order of the sets whose dequantize_4bit is already cheap.
-void copy_inputs(const float* x, int64_t M, int64_t K, float* out);
 
 const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();

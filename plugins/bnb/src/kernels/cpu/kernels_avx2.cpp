@@ -382,8 +382,11 @@ inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows, int64_t kc,
-               float* y, int64_t ldy, bool accumulate) {
+// x_arranged: arrange_tile_inputs' rows, K apart.
+void gemm_tile(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+               int64_t rows, int64_t kc, float* y, int64_t ldy, bool accumulate) {
+  const float* x = x_arranged + k0;
+  const int64_t ldx = K;
   for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
     const float* wr[kTileRows];
     for (int64_t n = 0; n < kTileRows; ++n)

@@ -379,60 +379,90 @@ void decode_tile(const uint8_t* packed, const float* absmax, int64_t blocksize, 
 
 // ---- the multiply of batched matmuls ----------------------------------------------------------
 //
-// As in the AVX2 file: a register tile of 3 inputs x 4 weight rows, 12 accumulators along k, tiles
-// at the edges repeating their last input or row.
+// Outer products: a vector holds 16 inputs' values at one k, and each weight value is broadcast
+// from the decoded tile (element order, rows kc apart). A register block of up to 8 weight rows x
+// 32 inputs keeps 16 accumulators, one row's sums for 16 inputs each: 2 loads and 8 broadcasts
+// feed 16 FMAs per k, and no horizontal sums are needed. The former dot-product tiles (3 inputs x
+// 4 rows, 12 horizontal sums per block) took 30 ms at M=128 for 4096 x 4096 where these take
+// 14-16 ms (dense fp32 at::linear: 27-32 ms), measured alternately in one process.
 
-constexpr int64_t kTileInputs = 3;
-constexpr int64_t kTileRows = 4;
-
-// The sums of a0, a1, a2 and a3, in that order.
-inline __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  const auto half = [](__m512 v) {
-    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  };
-  const __m256 h =
-      _mm256_hadd_ps(_mm256_hadd_ps(half(a0), half(a1)), _mm256_hadd_ps(half(a2), half(a3)));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+// The inputs in groups of kTileInputGroup, each group k-major (the group's 16 values of k
+// together), inputs past M zero.
+void arrange_input_groups(const float* x, int64_t M, int64_t K, float* out) {
+  const int64_t groups = (M + kTileInputGroup - 1) / kTileInputGroup;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < kTileInputGroup; ++i) {
+      const int64_t m = g * kTileInputGroup + i;
+      float* dst = out + g * K * kTileInputGroup + i;
+      for (int64_t k = 0; k < K; ++k)
+        dst[k * kTileInputGroup] = m < M ? x[m * K + k] : 0.0f;
+    }
 }
 
-void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows, int64_t kc,
-               float* y, int64_t ldy, bool accumulate) {
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    const float* wr[kTileRows];
-    for (int64_t n = 0; n < kTileRows; ++n)
-      wr[n] = w + std::min(r0 + n, rows - 1) * kc;
-    const int64_t valid_rows = std::min(kTileRows, rows - r0);
-    for (int64_t m0 = 0; m0 < M; m0 += kTileInputs) {
-      const float* xr[kTileInputs];
-      for (int64_t m = 0; m < kTileInputs; ++m)
-        xr[m] = x + std::min(m0 + m, M - 1) * ldx;
-      __m512 acc[kTileInputs][kTileRows];
-      for (auto& row : acc)
-        for (auto& a : row)
-          a = _mm512_setzero_ps();
-      for (int64_t k = 0; k < kc; k += 16) {
-        __m512 xv[kTileInputs];
-        for (int64_t m = 0; m < kTileInputs; ++m)
-          xv[m] = _mm512_loadu_ps(xr[m] + k);
-        for (int64_t n = 0; n < kTileRows; ++n) {
-          const __m512 wv = _mm512_loadu_ps(wr[n] + k);
-          for (int64_t m = 0; m < kTileInputs; ++m)
-            acc[m][n] = _mm512_fmadd_ps(xv[m], wv, acc[m][n]);
-        }
-      }
-      for (int64_t m = 0; m < kTileInputs && m0 + m < M; ++m) {
-        __m128 sums = sum4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
-        float* out = y + (m0 + m) * ldy + r0;
-        if (valid_rows == kTileRows) {
-          if (accumulate) sums = _mm_add_ps(sums, _mm_loadu_ps(out));
-          _mm_storeu_ps(out, sums);
-        } else {
-          alignas(16) float v[4];
-          _mm_store_ps(v, sums);
-          for (int64_t n = 0; n < valid_rows; ++n)
-            out[n] = accumulate ? out[n] + v[n] : v[n];
-        }
-      }
+// The block of kRows weight rows x kGroups input groups whose first input is m0: y[m, r] for
+// m in [m0, min(M, m0 + 16 kGroups)), r in [0, kRows).
+template <int kGroups, int kRows>
+void outer_product_block(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+                         int64_t kc, int64_t m0, float* y, int64_t ldy, bool accumulate) {
+  const float* x = x_arranged + (m0 / kTileInputGroup * K + k0) * kTileInputGroup;
+  const int64_t group_stride = K * kTileInputGroup;
+  __m512 acc[kRows][kGroups];
+  for (auto& row : acc)
+    for (auto& a : row)
+      a = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 xv[kGroups];
+    for (int g = 0; g < kGroups; ++g)
+      xv[g] = _mm512_loadu_ps(x + g * group_stride + k * kTileInputGroup);
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 wv = _mm512_set1_ps(w[r * kc + k]);
+      for (int g = 0; g < kGroups; ++g)
+        acc[r][g] = _mm512_fmadd_ps(wv, xv[g], acc[r][g]);
+    }
+  }
+  alignas(64) float sums[kRows][kGroups * kTileInputGroup];
+  for (int r = 0; r < kRows; ++r)
+    for (int g = 0; g < kGroups; ++g)
+      _mm512_store_ps(&sums[r][g * kTileInputGroup], acc[r][g]);
+  const int64_t inputs = std::min<int64_t>(kGroups * kTileInputGroup, M - m0);
+  for (int64_t i = 0; i < inputs; ++i) {
+    float* out = y + (m0 + i) * ldy;
+    for (int r = 0; r < kRows; ++r)
+      out[r] = accumulate ? out[r] + sums[r][i] : sums[r][i];
+  }
+}
+
+// All inputs against kRows weight rows, two groups at a time (one for an odd last group).
+template <int kRows>
+void outer_product_rows(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+                        int64_t kc, float* y, int64_t ldy, bool accumulate) {
+  for (int64_t m0 = 0; m0 < M; m0 += 2 * kTileInputGroup) {
+    if (M - m0 > kTileInputGroup)
+      outer_product_block<2, kRows>(x_arranged, M, K, k0, w, kc, m0, y, ldy, accumulate);
+    else
+      outer_product_block<1, kRows>(x_arranged, M, K, k0, w, kc, m0, y, ldy, accumulate);
+  }
+}
+
+void gemm_tile(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+               int64_t rows, int64_t kc, float* y, int64_t ldy, bool accumulate) {
+  // Rows in blocks of 8, the rest as 4 + 2 + 1.
+  for (int64_t r0 = 0; r0 < rows;) {
+    const int64_t left = rows - r0;
+    const float* wr = w + r0 * kc;
+    float* yr = y + r0;
+    if (left >= 8) {
+      outer_product_rows<8>(x_arranged, M, K, k0, wr, kc, yr, ldy, accumulate);
+      r0 += 8;
+    } else if (left >= 4) {
+      outer_product_rows<4>(x_arranged, M, K, k0, wr, kc, yr, ldy, accumulate);
+      r0 += 4;
+    } else if (left >= 2) {
+      outer_product_rows<2>(x_arranged, M, K, k0, wr, kc, yr, ldy, accumulate);
+      r0 += 2;
+    } else {
+      outer_product_rows<1>(x_arranged, M, K, k0, wr, kc, yr, ldy, accumulate);
+      r0 += 1;
     }
   }
 }
@@ -485,12 +515,19 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
 const CpuKernels& avx512_kernels() {
   // Without AVX512-BF16 a bfloat16 table runs through the float32 GEMV (one vpermps per 16
   // weights decodes any table).
-  static const CpuKernels kernels{"avx512",           quantize_4bit,
-                                  dequantize_4bit,    arrange_dword_nibbles,
-                                  gemv_4bit,          arrange_dword_nibbles,
-                                  gemv_4bit,          copy_inputs,
-                                  decode_tile,        gemm_tile,
-                                  quantize_int8_rows, int8_matmul};
+  static const CpuKernels kernels = [] {
+    CpuKernels k{"avx512",           quantize_4bit,
+                 dequantize_4bit,    arrange_dword_nibbles,
+                 gemv_4bit,          arrange_dword_nibbles,
+                 gemv_4bit,          arrange_input_groups,
+                 decode_tile,        gemm_tile,
+                 quantize_int8_rows, int8_matmul};
+    // 4096 x 4096 on Zen 5: 8 inputs took 1.6-2.0 ms through the GEMV, 16 took 4.1-4.7 ms; the
+    // outer-product tiles took 2.3-3.9 ms for 8 to 16 inputs (padded to 16) and 3.0-3.3 for 24.
+    k.max_gemv_inputs = 8;
+    k.max_gemv_inputs_bf16 = 8;
+    return k;
+  }();
   return kernels;
 }
 
@@ -500,9 +537,10 @@ const CpuKernels& avx512_bf16_kernels() {
     k.isa = "avx512_bf16";
     k.arrange_activations_bf16 = arrange_word_nibbles_bf16;
     k.gemv_4bit_bf16 = gemv_4bit_bf16;
-    // One vdpbf16ps does 32 multiply-adds, twice an fp32 FMA: at 128 inputs the GEMV, decoding the
-    // weight 32 times, still took half the time of the tiles (and 0.6x a dense fp32 matmul).
-    k.max_gemv_inputs_bf16 = 128;
+    // One vdpbf16ps does 32 multiply-adds, twice an fp32 FMA: the GEMV took 1.2-1.35 ms for 8
+    // inputs and 3.1-3.4 ms for 16, as fast as the tiles, and 4.8-5.4 ms for 24 (tiles 3.0-3.2).
+    // (Before the outer-product tiles it beat them up to 128 inputs.)
+    k.max_gemv_inputs_bf16 = 16;
     return k;
   }();
   return kernels;

@@ -85,13 +85,14 @@ void decode_tile(const uint8_t* packed, const float* absmax, int64_t blocksize, 
                   out);
 }
 
-void gemm_tile(const float* x, int64_t ldx, int64_t M, const float* w, int64_t rows, int64_t kc,
-               float* y, int64_t ldy, bool accumulate) {
+// x_arranged: the inputs in element order, rows K apart (copy_inputs).
+void gemm_tile(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const float* w,
+               int64_t rows, int64_t kc, float* y, int64_t ldy, bool accumulate) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t r = 0; r < rows; ++r) {
       float sum = 0.0f;
       for (int64_t k = 0; k < kc; ++k)
-        sum += x[m * ldx + k] * w[r * kc + k];
+        sum += x_arranged[m * K + k0 + k] * w[r * kc + k];
       float& out = y[m * ldy + r];
       out = accumulate ? out + sum : sum;
     }
@@ -123,6 +124,11 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
     }
 }
 
+// Tiles in element order: the inputs are a plain copy.
+void copy_inputs(const float* x, int64_t M, int64_t K, float* out) {
+  std::memcpy(out, x, sizeof(float) * static_cast<size_t>(M * K));
+}
+
 }  // namespace
 
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
@@ -132,10 +138,6 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
       out[m * K + j] = x[m * K + 2 * j];
       out[m * K + half + j] = x[m * K + 2 * j + 1];
     }
-}
-
-void copy_inputs(const float* x, int64_t M, int64_t K, float* out) {
-  std::memcpy(out, x, sizeof(float) * static_cast<size_t>(M * K));
 }
 
 const CpuKernels& scalar_kernels() {
