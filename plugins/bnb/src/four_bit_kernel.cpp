@@ -24,8 +24,10 @@ namespace qplug::bnb {
 namespace {
 
 // A dequantized tile: 8 weight rows x 1024 columns (rounded to whole blocks), 32 KiB, which stays
-// in L1/L2 while every input's 1024 columns stream past it. (4-64 rows x 256-2048 columns were
-// tried at M = 128: this and 16 x 1024 or 64 x 512 were fastest, within the machine's noise.)
+// in L1/L2 while every input's 1024 columns stream past it; 8 rows is also the AVX-512 multiply's
+// register block. (4-64 rows x 256-2048 columns were tried at M = 128 with the former dot-product
+// tiles: this and 16 x 1024 or 64 x 512 were fastest, within the machine's noise. Not retuned for
+// the outer-product tiles.)
 constexpr int64_t kTileRows = 8;
 constexpr int64_t kTileDepth = 1024;
 

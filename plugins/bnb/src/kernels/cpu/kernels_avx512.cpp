@@ -386,6 +386,9 @@ void decode_tile(const uint8_t* packed, const float* absmax, int64_t blocksize, 
 // 4 rows, 12 horizontal sums per block) took 30 ms at M=128 for 4096 x 4096 where these take
 // 14-16 ms (dense fp32 at::linear: 27-32 ms), measured alternately in one process.
 
+// One group of inputs fills one vector of floats.
+static_assert(kTileInputGroup == 16, "the AVX-512 tiles hold one input group per __m512");
+
 // The inputs in groups of kTileInputGroup, each group k-major (the group's 16 values of k
 // together), inputs past M zero.
 void arrange_input_groups(const float* x, int64_t M, int64_t K, float* out) {
