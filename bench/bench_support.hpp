@@ -2,6 +2,9 @@
 // large enough to be cold (not in cache) on every call.
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -46,10 +49,17 @@ inline double read_bandwidth_gbps() {
   return gbps;
 }
 
+// The last-level cache's size: what the C library reports, at least 64 MiB (a guess where it
+// reports nothing; these machines' L3 is 32-105 MiB).
+inline int64_t last_level_cache_bytes() {
+  const long reported = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return std::max<int64_t>(64ll << 20, reported > 0 ? reported : 0);
+}
+
 // How many copies of an object of `bytes` bytes to cycle through so that each use finds it out of
-// the last-level cache (assumed at most 64 MiB).
+// the last-level cache.
 inline int64_t cold_copies(int64_t bytes) {
-  const int64_t llc = 64ll << 20;
+  const int64_t llc = last_level_cache_bytes();
   return std::max<int64_t>(2, 2 * llc / std::max<int64_t>(bytes, 1) + 1);
 }
 

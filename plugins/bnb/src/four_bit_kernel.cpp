@@ -152,6 +152,8 @@ class FourBitKernel final : public CpuLinearKernel {
     const int64_t max_gemv_rows = bf16 ? kernels_.max_gemv_inputs_bf16 : kernels_.max_gemv_inputs;
     if (M <= max_gemv_rows && K % settings_.blocksize == 0)
       y = gemv(x2);
+    else if (bf16 && kernels_.matmul_4bit_amx != nullptr && K % settings_.blocksize == 0)
+      y = amx_matmul(x2);
     else
       y = tiled_matmul(x2);
     if (bias_.defined()) y.add_(bias_in_compute_dtype_);
@@ -304,6 +306,26 @@ class FourBitKernel final : public CpuLinearKernel {
     at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
       gemv_rows(xs, M, K, packed, absmax, settings_.blocksize, compute_table_.data(), first, last,
                 out, N);
+    });
+    return y;
+  }
+
+  // Larger batches with bfloat16 compute where the processor has AMX: each task decodes panels of
+  // 32 weight rows to bfloat16 and multiplies them with every input on the tile registers. The
+  // weights are table[code] * absmax rounded to bfloat16, as transformers multiplies batches:
+  // dequantize_4bit, cast to the compute dtype, then a bfloat16 matmul with float32 sums.
+  at::Tensor amx_matmul(const at::Tensor& x2) const {
+    const int64_t M = x2.size(0), K = args_.shape.in_features, N = args_.shape.out_features;
+    auto* x = reinterpret_cast<uint16_t*>(scratch((amx_input_words(M, K) + 1) / 2, 0));
+    kernels_.arrange_inputs_amx(x2.data_ptr<float>(), M, K, x);
+    at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
+    const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
+    const float* absmax = weight_.absmax.data_ptr<float>();
+    float* out = y.data_ptr<float>();
+    constexpr int64_t kRowsPerTask = 32;  // the AMX kernel's row block
+    at::parallel_for(0, (N + kRowsPerTask - 1) / kRowsPerTask, 1, [&](int64_t first, int64_t last) {
+      kernels_.matmul_4bit_amx(x, M, K, packed, absmax, settings_.blocksize, table_.data(),
+                               first * kRowsPerTask, std::min(N, last * kRowsPerTask), out, N);
     });
     return y;
   }

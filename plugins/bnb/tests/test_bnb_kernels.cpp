@@ -185,6 +185,44 @@ TEST_P(EveryIsa, TileMultiplyMatchesDenseMath) {
     }
 }
 
+// Batched bfloat16 matmuls on AMX tiles (sets without AMX skip): the weights dequantized with the
+// exact table and rounded to bfloat16, float32 sums. K = 1056 ends on a short panel (33 k-steps);
+// blocksize 2048 spans panels; 45 rows end on a partial block of 32; 17, 33, 70 inputs end on
+// partial groups.
+TEST_P(EveryIsa, AmxMatmulMatchesBfloat16DenseMath) {
+  const CpuKernels& k = kernels_under_test(GetParam());
+  if (k.matmul_4bit_amx == nullptr) GTEST_SKIP() << GetParam() << " has no AMX matmul";
+  const int64_t N = 45;
+  for (QuantType type : {QuantType::NF4, QuantType::FP4})
+    for (int64_t bs : {32, 64, 2048})
+      for (int64_t K : {64, 1056, 4096}) {
+        if (K % bs != 0) continue;
+        const at::Tensor w = randn({N, K}, 71 + bs);
+        const FourBitWeight q = quantize_4bit(w, FourBitSettings{type, false, bs, DType::F32}, k);
+        const FourBitCodebook book = codebook(type);
+        const at::Tensor dense =
+            dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels())
+                .view({N, K})
+                .to(at::kBFloat16)
+                .to(at::kDouble);
+        for (int64_t M : {1, 16, 17, 33, 70}) {
+          const at::Tensor x = randn({M, K}, 73 + M).to(at::kBFloat16).to(at::kFloat);
+          std::vector<uint16_t> arranged(static_cast<size_t>(amx_input_words(M, K)), 0xFFFF);
+          k.arrange_inputs_amx(x.data_ptr<float>(), M, K, arranged.data());
+          at::Tensor y = at::zeros({M, N});
+          // Rows [3, 42): the first and last rows stay untouched.
+          k.matmul_4bit_amx(arranged.data(), M, K, q.packed.data_ptr<uint8_t>(),
+                            q.absmax.data_ptr<float>(), bs, book.table, 3, 42, y.data_ptr<float>(),
+                            N);
+          const at::Tensor want = at::matmul(x.to(at::kDouble), dense.t());
+          EXPECT_LT(relative_error(y.narrow(1, 3, 39), want.narrow(1, 3, 39)), 2e-6)
+              << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
+          EXPECT_EQ(y.narrow(1, 0, 3).abs().max().item<float>(), 0.0f);
+          EXPECT_EQ(y.narrow(1, 42, 3).abs().max().item<float>(), 0.0f);
+        }
+      }
+}
+
 TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
   const CpuKernels& k = kernels_under_test(GetParam());
   at::Generator gen = at::detail::createCPUGenerator(5);
@@ -250,8 +288,12 @@ TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
 }
 
 TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
-  // Linear4bit casts the input to bnb_4bit_compute_dtype, bitsandbytes looks the code values up in
-  // it, and the result comes back in it: y = round(round(x) · (table_c[code] · absmax)ᵀ + bias_c).
+  // Linear4bit casts the input to bnb_4bit_compute_dtype and the result comes back in it. The
+  // weight values come in two ways. One input: gemv_4bit looks the code values up in the compute
+  // dtype, y = round(round(x) · (table_c[code] · absmax)ᵀ + bias_c); the GEMV and the float32
+  // tiles use that for every batch. Batches in transformers: MatMul4Bit dequantizes, casts to the
+  // compute dtype and multiplies, weights round(table[code] · absmax); the AMX matmuls do that.
+  const CpuKernels& kernels = cpu_kernels();
   for (const char* dtype : {"bfloat16", "float16"}) {
     const at::ScalarType st = std::string(dtype) == "bfloat16" ? at::kBFloat16 : at::kHalf;
     const QuantConfig cfg = config(
@@ -269,14 +311,18 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
             .to(st)
             .to(at::kFloat)
             .contiguous();
-    const at::Tensor used =
+    const at::Tensor looked_up =
         dequantize_4bit(q.packed, q.absmax, N * K, 64, table.data_ptr<float>(), scalar_kernels())
             .view({N, K});
     EXPECT_TRUE(at::equal(
         exact,
         dequantize_4bit(q.packed, q.absmax, N * K, 64, book.table, scalar_kernels()).view({N, K})));
-    // 1, 5: the GEMV; 40, 129: tiles.
+    const at::Tensor cast = exact.to(st).to(at::kFloat);
+    // 1, 5: the GEMV; 40, 129: tiles (AMX with bfloat16 where the processor has it).
     for (int64_t M : {1, 5, 40, 129}) {
+      const bool on_amx = st == at::kBFloat16 && kernels.matmul_4bit_amx != nullptr &&
+                          M > kernels.max_gemv_inputs_bf16;
+      const at::Tensor& used = on_amx ? cast : looked_up;
       const at::Tensor x = randn({M, K}, 53 + M);
       const at::Tensor y = kernel->apply(x);
       EXPECT_EQ(y.scalar_type(), at::kFloat);
@@ -293,7 +339,7 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
       // (Relative to the outputs' typical size where a sum cancels to a small value.)
       const at::Tensor scale = want.abs().clamp_min(want.abs().mean().item<double>());
       EXPECT_LE(((y.to(at::kDouble) - want).abs() / scale).max().item<double>(), ulp)
-          << dtype << " M=" << M;
+          << dtype << " M=" << M << (on_amx ? " (AMX)" : "");
     }
   }
 }

@@ -1,6 +1,7 @@
 // The bnb plugin's CPU kernels, one implementation per instruction set, chosen at run time:
 // AVX-512 (F, BW, VL) when the processor has it (with AVX512-BF16: the avx512_bf16 set, whose
-// bfloat16 GEMV multiplies with vdpbf16ps), else AVX2 + FMA, else portable scalar code.
+// bfloat16 GEMV multiplies with vdpbf16ps; with AMX-BF16 as well: the avx512_amx set, whose
+// batched bfloat16 matmuls run on AMX tiles), else AVX2 + FMA, else portable scalar code.
 // Every implementation computes the same bytes and (up to float summation order) the same sums;
 // tests run each one against the scalar reference.
 #pragma once
@@ -23,7 +24,7 @@ struct FourBitCodebook {
 constexpr int64_t kTileInputGroup = 16;
 
 struct CpuKernels {
-  const char* isa;  // "avx512_bf16", "avx512", "avx2", "scalar"
+  const char* isa;  // "avx512_amx", "avx512_bf16", "avx512", "avx2", "scalar"
 
   // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
   // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
@@ -88,10 +89,27 @@ struct CpuKernels {
   // through the tiles. The GEMV decodes the weight once per 4 inputs, the tiles once per call.
   int64_t max_gemv_inputs = 16;
   int64_t max_gemv_inputs_bf16 = 16;
+
+  // Batched matmuls with bfloat16 compute on AMX tiles (null in sets without AMX).
+  // arrange_inputs_amx lays M inputs of K bfloat16 values (held in floats; K % 32 == 0) out as
+  // the tiles read them: amx_input_words(M, K) words, inputs past M zero. matmul_4bit_amx then
+  // computes y[m, o] = sum_k x[m, k] W[o, k] for rows o in [first_row, last_row) with W
+  // dequantized to bfloat16 (table[code] * absmax rounded to nearest even, what bitsandbytes'
+  // dequantize_4bit to bfloat16 gives; blocksize a power of 2 >= 32) and float32 sums.
+  void (*arrange_inputs_amx)(const float* x, int64_t M, int64_t K, uint16_t* out) = nullptr;
+  void (*matmul_4bit_amx)(const uint16_t* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
+                          const float* absmax, int64_t blocksize, const float* table,
+                          int64_t first_row, int64_t last_row, float* y,
+                          int64_t y_stride) = nullptr;
 };
 
-// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16
-// forces one).
+// The words arrange_inputs_amx writes: M rounded up to a multiple of 32, times K.
+inline int64_t amx_input_words(int64_t M, int64_t K) {
+  return (M + 31) / 32 * 32 * K;
+}
+
+// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16|
+// avx512_amx forces one).
 const CpuKernels& cpu_kernels();
 // A specific one; throws UnsupportedError if the processor lacks it.
 const CpuKernels& cpu_kernels(const std::string& isa);
@@ -105,5 +123,6 @@ const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();
 const CpuKernels& avx512_kernels();
 const CpuKernels& avx512_bf16_kernels();
+const CpuKernels& avx512_amx_kernels();
 
 }  // namespace qplug::bnb

@@ -1,4 +1,9 @@
 // Picks the best CPU kernel implementation once, at run time.
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -21,6 +26,25 @@ bool has_avx512_bf16() {
   return has_avx512() && __builtin_cpu_supports("avx512bf16");
 }
 
+// AMX-TILE and AMX-BF16, the tile state enabled by the OS (XCR0 bits 17 and 18), and Linux's
+// permission for this process to use it (arch_prctl ARCH_REQ_XCOMP_PERM, asked once; without it
+// the first tile instruction kills the process).
+bool has_amx_bf16() {
+  static const bool usable = [] {
+    if (!has_avx512_bf16()) return false;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24);
+    if (!amx_bf16 || !amx_tile) return false;
+    uint32_t xcr0_low = 0, xcr0_high = 0;
+    asm volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    if ((xcr0_low & (3u << 17)) != (3u << 17)) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return usable;
+}
+
 }  // namespace
 
 std::vector<std::string> available_isas() {
@@ -28,6 +52,7 @@ std::vector<std::string> available_isas() {
   if (has_avx2()) isas.push_back("avx2");
   if (has_avx512()) isas.push_back("avx512");
   if (has_avx512_bf16()) isas.push_back("avx512_bf16");
+  if (has_amx_bf16()) isas.push_back("avx512_amx");
   return isas;
 }
 
@@ -36,6 +61,7 @@ const CpuKernels& cpu_kernels(const std::string& isa) {
   if (isa == "avx2" && has_avx2()) return avx2_kernels();
   if (isa == "avx512" && has_avx512()) return avx512_kernels();
   if (isa == "avx512_bf16" && has_avx512_bf16()) return avx512_bf16_kernels();
+  if (isa == "avx512_amx" && has_amx_bf16()) return avx512_amx_kernels();
   std::string runs;
   for (const std::string& available : available_isas())
     runs += (runs.empty() ? "" : ", ") + available;
