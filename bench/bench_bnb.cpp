@@ -11,6 +11,7 @@
 
 #include "bench_support.hpp"
 #include "bnb_config.hpp"
+#include "eight_bit_kernel.hpp"
 #include "four_bit_kernel.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
 #include "qplug/sdk/value.hpp"
@@ -120,6 +121,37 @@ void BM_Nf4LinearBf16Compute(benchmark::State& state) {
   nf4_linear(state, "bfloat16");
 }
 
+// LLM.int8 (llm_int8_threshold 6.0; the randn inputs have no outlier column): int8 weights, the
+// inputs quantized row-wise on every call, an int32 matmul, the scales applied in float32.
+const QuantConfig& int8_config() {
+  static const QuantConfig config = [] {
+    Value raw = Value::map();
+    raw.set("load_in_8bit", true);
+    return make_schema("bitsandbytes_8bit").validate(raw);
+  }();
+  return config;
+}
+
+void BM_Int8Linear(benchmark::State& state) {
+  c10::InferenceMode guard;
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const int64_t weight_bytes = n * k + n * 4;
+  const int64_t copies = qplug::bench::cold_copies(weight_bytes);
+  std::vector<std::unique_ptr<LinearKernel>> layers;
+  for (int64_t c = 0; c < copies; ++c) {
+    LinearKernelArgs args;
+    args.layer = "bench";
+    args.shape = {k, n, false};
+    args.config = &int8_config();
+    layers.push_back(make_eight_bit_kernel(args));
+    at::Generator gen = at::detail::createCPUGenerator(200 + c);
+    layers.back()->load_tensor("weight", at::randn({n, k}, gen) * 0.02);
+    layers.back()->process_weights_after_loading();
+  }
+  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
+  set_isa_label(state);
+}
+
 void Shapes(benchmark::internal::Benchmark* b, bool with_temperature) {
   for (int64_t n : {4096, 11008})
     for (int64_t m : {1, 16, 128}) {
@@ -140,6 +172,9 @@ BENCHMARK(BM_Nf4Linear)
 BENCHMARK(BM_Nf4LinearBf16Compute)
     ->ArgNames({"M", "N", "K", "cold"})
     ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
+BENCHMARK(BM_Int8Linear)
+    ->ArgNames({"M", "N", "K"})
+    ->Apply([](auto* b) { Shapes(b, false); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 
 }  // namespace
 }  // namespace qplug::bnb

@@ -83,6 +83,10 @@ simde__m512i maskz_loadu_lanes(Mask mask, const void* p) {
   return simde_mm512_loadu_si512(out);
 }
 
+inline simde__m512i maskz_loadu_epi8(simde__mmask64 mask, const void* p) {
+  return maskz_loadu_lanes<uint8_t, simde__mmask64, 64>(mask, p);
+}
+
 inline simde__m512i maskz_loadu_epi16(simde__mmask32 mask, const void* p) {
   return maskz_loadu_lanes<uint16_t, simde__mmask32, 32>(mask, p);
 }
@@ -143,6 +147,7 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define __m512i simde__m512i
 #define __mmask16 simde__mmask16
 #define __mmask32 simde__mmask32
+#define __mmask64 simde__mmask64
 #define __m512bh simde__m512bh
 
 #undef _mm512_abs_ps
@@ -163,6 +168,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_cvtepi8_epi16 simde_mm512_cvtepi8_epi16
 #undef _mm512_cvtsepi32_epi8
 #define _mm512_cvtsepi32_epi8 simde_mm512_cvtsepi32_epi8
+#undef _mm512_dpbusd_epi32
+#define _mm512_dpbusd_epi32 simde_mm512_dpbusd_epi32
 #undef _mm512_dpbf16_ps
 #define _mm512_dpbf16_ps simde_mm512_dpbf16_ps
 #undef _mm512_fmadd_ps
@@ -199,6 +206,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_permutexvar_epi32 simde_mm512_permutexvar_epi32
 #undef _mm512_permutexvar_ps
 #define _mm512_permutexvar_ps simde_mm512_permutexvar_ps
+#undef _mm512_set1_epi8
+#define _mm512_set1_epi8 simde_mm512_set1_epi8
 #undef _mm512_set1_epi32
 #define _mm512_set1_epi32 simde_mm512_set1_epi32
 #undef _mm512_set1_epi64
@@ -219,6 +228,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_srli_epi32 simde_mm512_srli_epi32
 #undef _mm512_srli_epi64
 #define _mm512_srli_epi64 simde_mm512_srli_epi64
+#undef _mm512_store_si512
+#define _mm512_store_si512 simde_mm512_store_si512
 #undef _mm512_store_ps
 #define _mm512_store_ps simde_mm512_store_ps
 #undef _mm512_storeu_ps
@@ -236,6 +247,8 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_extractf32x8_ps ::qplug::testing::simde_extra::extractf32x8_ps
 #undef _mm512_mask_storeu_ps
 #define _mm512_mask_storeu_ps ::qplug::testing::simde_extra::mask_storeu_ps
+#undef _mm512_maskz_loadu_epi8
+#define _mm512_maskz_loadu_epi8 ::qplug::testing::simde_extra::maskz_loadu_epi8
 #undef _mm512_maskz_loadu_epi16
 #define _mm512_maskz_loadu_epi16 ::qplug::testing::simde_extra::maskz_loadu_epi16
 #undef _mm512_maskz_loadu_epi32

@@ -223,18 +223,50 @@ TEST_P(EveryIsa, AmxMatmulMatchesBfloat16DenseMath) {
       }
 }
 
+// Exact int32 sums on every path: K not a multiple of 64 (masked tails), 4-row register blocks
+// plus single rows, 1-8 inputs (the GEMV sizes) and more (AMX tiles in whole blocks of 32 rows,
+// inputs padded to groups of 32; the VNNI matmul for the rows left over), a row range whose edges
+// stay untouched, and extreme codes (-127 x 127 in every product: the unsigned-input correction
+// of vpdpbusd at its largest).
 TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
   const CpuKernels& k = kernels_under_test(GetParam());
   at::Generator gen = at::detail::createCPUGenerator(5);
-  for (int64_t K : {1, 15, 16, 33, 300}) {
-    const at::Tensor a = at::randint(-127, 128, {3, K}, gen, at::TensorOptions().dtype(at::kChar));
-    const at::Tensor b = at::randint(-127, 128, {7, K}, gen, at::TensorOptions().dtype(at::kChar));
-    at::Tensor out = at::zeros({3, 7}, at::TensorOptions().dtype(at::kInt));
-    k.int8_matmul(a.data_ptr<int8_t>(), 3, K, b.data_ptr<int8_t>(), 0, 7, out.data_ptr<int32_t>(),
-                  7);
-    const at::Tensor want = at::matmul(a.to(at::kLong), b.to(at::kLong).t()).to(at::kInt);
-    EXPECT_TRUE(at::equal(out, want)) << GetParam() << " K=" << K;
-  }
+  const auto int8 = at::TensorOptions().dtype(at::kChar);
+  struct Case {
+    int64_t M, K, first_row, last_row, rows;
+  };
+  for (const Case& c : std::vector<Case>{{3, 1, 0, 7, 7},
+                                         {3, 15, 0, 7, 7},
+                                         {3, 16, 0, 7, 7},
+                                         {3, 33, 0, 7, 7},
+                                         {3, 300, 0, 7, 7},
+                                         {1, 4096, 0, 9, 9},
+                                         {8, 200, 1, 10, 11},
+                                         {9, 64, 3, 71, 74},
+                                         {17, 1088, 3, 71, 74},
+                                         {6, 128, 0, 32, 32},
+                                         {40, 320, 0, 64, 64},
+                                         {70, 4160, 5, 50, 52}})
+    for (bool extreme : {false, true}) {
+      at::Tensor a = at::randint(-127, 128, {c.M, c.K}, gen, int8);
+      at::Tensor b = at::randint(-127, 128, {c.rows, c.K}, gen, int8);
+      if (extreme) {
+        a.fill_(-127);
+        b.fill_(127);
+      }
+      at::Tensor out = at::full({c.M, c.rows}, 7, at::TensorOptions().dtype(at::kInt));
+      k.int8_matmul(a.data_ptr<int8_t>(), c.M, c.K, b.data_ptr<int8_t>(), c.first_row, c.last_row,
+                    out.data_ptr<int32_t>(), c.rows);
+      const int64_t count = c.last_row - c.first_row;
+      const at::Tensor want =
+          at::matmul(a.to(at::kLong), b.narrow(0, c.first_row, count).to(at::kLong).t());
+      EXPECT_TRUE(at::equal(out.narrow(1, c.first_row, count).to(at::kLong), want))
+          << GetParam() << " M=" << c.M << " K=" << c.K << " rows [" << c.first_row << ", "
+          << c.last_row << ") extreme=" << extreme;
+      EXPECT_TRUE(at::all(out.narrow(1, 0, c.first_row) == 7).item<bool>()) << GetParam();
+      EXPECT_TRUE(at::all(out.narrow(1, c.last_row, c.rows - c.last_row) == 7).item<bool>())
+          << GetParam();
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(isas_under_test()));

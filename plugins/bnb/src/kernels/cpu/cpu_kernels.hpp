@@ -1,11 +1,13 @@
 // The bnb plugin's CPU kernels, one implementation per instruction set, chosen at run time:
-// AVX-512 (F, BW, VL) when the processor has it (with AVX512-BF16: the avx512_bf16 set, whose
-// bfloat16 GEMV multiplies with vdpbf16ps; with AMX-BF16 as well: the avx512_amx set, whose
-// batched bfloat16 matmuls run on AMX tiles), else AVX2 + FMA, else portable scalar code.
+// AVX-512 (F, BW, VL) when the processor has it (with AVX512-BF16 and VNNI: the avx512_bf16 set,
+// whose bfloat16 GEMV multiplies with vdpbf16ps and int8 matmul with vpdpbusd; with AMX-BF16 and
+// AMX-INT8 as well: the avx512_amx set, whose batched bfloat16 and int8 matmuls run on AMX tiles),
+// else AVX2 + FMA, else portable scalar code.
 // Every implementation computes the same bytes and (up to float summation order) the same sums;
 // tests run each one against the scalar reference.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -81,7 +83,9 @@ struct CpuKernels {
   void (*quantize_int8_rows)(const float* w, int64_t K, int64_t first_row, int64_t last_row,
                              int8_t* codes, float* scb);
 
-  // out[m, o] = sum_k a[m, k] * b[o, k] in int32, for rows o in [first_row, last_row).
+  // out[m, o] = sum_k a[m, k] * b[o, k] in int32, for rows o in [first_row, last_row), codes in
+  // [-127, 127]. avx512_bf16 multiplies by vpdpbusd (AVX512-VNNI); avx512_amx takes batches of
+  // more than 4 inputs to AMX-INT8 tiles (whole blocks of 32 rows, K % 64 == 0).
   void (*int8_matmul)(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                       int64_t last_row, int32_t* out, int64_t out_stride);
 
@@ -107,6 +111,15 @@ struct CpuKernels {
 inline int64_t amx_input_words(int64_t M, int64_t K) {
   return (M + 31) / 32 * 32 * K;
 }
+
+// The kernels' per-thread scratch buffers (scratch.cpp), one per use.
+enum class ScratchSlot { kAmxPanel, kAmxSums, kAmxInt8Inputs, kUnsignedInt8Inputs, kCount };
+
+// The calling thread's buffer for `slot`: at least `bytes` bytes, 64-byte aligned, contents
+// undefined, reused by the next call (page faults cost more than a small matmul). Kernel files use
+// this instead of std::vector, whose out-of-line code compiled with their ISA flags could replace
+// the other files' copies at link time.
+void* thread_scratch(ScratchSlot slot, size_t bytes);
 
 // The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16|
 // avx512_amx forces one).

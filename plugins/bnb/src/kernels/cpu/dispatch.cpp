@@ -22,20 +22,24 @@ bool has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
+// (Every processor with AVX512-BF16 has AVX512-VNNI, which the set's int8 matmul uses; checked
+// all the same.)
 bool has_avx512_bf16() {
-  return has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return has_avx512() && __builtin_cpu_supports("avx512bf16") &&
+         __builtin_cpu_supports("avx512vnni");
 }
 
-// AMX-TILE and AMX-BF16, the tile state enabled by the OS (XCR0 bits 17 and 18), and Linux's
-// permission for this process to use it (arch_prctl ARCH_REQ_XCOMP_PERM, asked once; without it
-// the first tile instruction kills the process).
+// AMX-TILE, AMX-BF16 and AMX-INT8, the tile state enabled by the OS (XCR0 bits 17 and 18), and
+// Linux's permission for this process to use it (arch_prctl ARCH_REQ_XCOMP_PERM, asked once;
+// without it the first tile instruction kills the process).
 bool has_amx_bf16() {
   static const bool usable = [] {
     if (!has_avx512_bf16()) return false;
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-    const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24);
-    if (!amx_bf16 || !amx_tile) return false;
+    const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24),
+               amx_int8 = edx & (1u << 25);
+    if (!amx_bf16 || !amx_tile || !amx_int8) return false;
     uint32_t xcr0_low = 0, xcr0_high = 0;
     asm volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
     if ((xcr0_low & (3u << 17)) != (3u << 17)) return false;

@@ -1,7 +1,7 @@
-// The "avx512_amx" set: the avx512_bf16 set plus batched matmuls with bfloat16 compute on AMX tiles
-// (AMX-TILE, AMX-BF16: Intel Sapphire Rapids and later). Compiled with the AVX-512 flags and
-// -mamx-tile -mamx-bf16; only called after the dispatcher checked the processor and got the
-// kernel's permission to use the tile registers (dispatch.cpp).
+// The "avx512_amx" set: the avx512_bf16 set plus batched matmuls with bfloat16 compute and LLM.int8
+// matmuls on AMX tiles (AMX-TILE, AMX-BF16, AMX-INT8: Intel Sapphire Rapids and later). Compiled
+// with the AVX-512 flags and -mamx-tile -mamx-bf16 -mamx-int8; only called after the dispatcher
+// checked the processor and got the kernel's permission to use the tile registers (dispatch.cpp).
 //
 // One tdpbf16ps multiplies a 16 x 32 bfloat16 tile by a 32 x 16 one into 16 x 16 float32 sums:
 // 8192 multiply-adds in ~16 cycles. What limits it on the 2-vCPU VMs measured is loading the
@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/cpu_kernels.hpp"
 
@@ -76,6 +75,28 @@ class Transpose16x16 {
 
   __m512i keep_[4], swap_[4];
 };
+
+// Writes a 2 x 2 block of sum tiles (4 tiles of 16 rows x 16 inputs of dwords, float or int32, in
+// the order the multiplies leave them: rows 0-15 x inputs 0-15, rows 0-15 x 16-31, rows 16-31 x
+// 0-15, rows 16-31 x 16-31) to out[m0 + n, r0 + r] for r < rows and n < inputs. Each tile is
+// transposed in registers, so an input's 16 sums are one store.
+void store_sum_block(const void* sums, int64_t rows, int64_t inputs, void* out, int64_t out_stride,
+                     int64_t m0, int64_t r0, const Transpose16x16& transpose) {
+  for (int64_t t = 0; t < 4; ++t) {
+    const int64_t row0 = (t / 2) * 16, n0 = (t % 2) * 16;
+    if (row0 >= rows || n0 >= inputs) continue;
+    const auto* tile = static_cast<const uint32_t*>(sums) + t * 256;
+    __m512i lanes[16];
+    for (int64_t r = 0; r < 16; ++r)
+      lanes[r] = _mm512_loadu_si512(tile + r * 16);
+    transpose(lanes);  // lanes[n]: input n's sums of rows row0..row0 + 15
+    const int64_t valid_rows = std::min<int64_t>(16, rows - row0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid_rows) - 1u);
+    for (int64_t n = 0; n < std::min<int64_t>(16, inputs - n0); ++n)
+      _mm512_mask_storeu_epi32(static_cast<uint32_t*>(out) + (m0 + n0 + n) * out_stride + r0 + row0,
+                               mask, lanes[n]);
+  }
+}
 
 // B tiles: inputs (bfloat16 values, as the layer rounds them) in groups of 16, zero past M (M
 // padded to whole groups of 32), each group K / 2 rows of 16 pairs: row p of a k-step pairs the
@@ -199,32 +220,116 @@ void matmul_4bit_amx(const uint16_t* x_arranged, int64_t M, int64_t K, const uin
   while ((int64_t{1} << block_shift) < blocksize)
     ++block_shift;
   const int64_t groups = (M + kInputBlock - 1) / kInputBlock;
-  // Per thread, reused across calls (page faults cost more than a small matmul).
-  thread_local std::vector<uint16_t> panel;
-  thread_local std::vector<float> sums;
-  panel.resize(kRowBlock * kPanelDepth);
-  if (static_cast<int64_t>(sums.size()) < groups * 1024)
-    sums.resize(static_cast<size_t>(groups * 1024));
+  auto* panel = static_cast<uint16_t*>(
+      thread_scratch(ScratchSlot::kAmxPanel, kRowBlock * kPanelDepth * sizeof(uint16_t)));
+  auto* sums = static_cast<float*>(
+      thread_scratch(ScratchSlot::kAmxSums, static_cast<size_t>(groups) * 1024 * sizeof(float)));
+  const Transpose16x16 transpose;
   configure_tiles();
   for (int64_t r0 = first_row; r0 < last_row; r0 += kRowBlock) {
     const int64_t rows = std::min(kRowBlock, last_row - r0);
     for (int64_t k0 = 0; k0 < K; k0 += kPanelDepth) {
       const int64_t kc = std::min(kPanelDepth, K - k0);
-      decode_panel(packed, absmax, block_shift, table, K, r0, rows, k0, kc, panel.data());
+      decode_panel(packed, absmax, block_shift, table, K, r0, rows, k0, kc, panel);
       for (int64_t g = 0; g < groups; ++g)
-        multiply_group(panel.data(), x_arranged + (2 * g * K + k0) * 16, K, kc, k0 > 0,
-                       sums.data() + g * 1024);
+        multiply_group(panel, x_arranged + (2 * g * K + k0) * 16, K, kc, k0 > 0, sums + g * 1024);
     }
     for (int64_t g = 0; g < groups; ++g)
-      for (int64_t t = 0; t < 4; ++t) {
-        const float* tile = sums.data() + g * 1024 + t * 256;
-        const int64_t row0 = (t / 2) * 16, m0 = g * kInputBlock + (t % 2) * 16;
-        for (int64_t r = row0; r < std::min(rows, row0 + 16); ++r)
-          for (int64_t n = 0; n < 16 && m0 + n < M; ++n)
-            y[(m0 + n) * ldy + r0 + r] = tile[(r - row0) * 16 + n];
-      }
+      store_sum_block(sums + g * 1024, rows, M - g * kInputBlock, y, ldy, g * kInputBlock, r0,
+                      transpose);
   }
   _tile_release();
+}
+
+// ---- LLM.int8 on AMX-INT8 ----------------------------------------------------------------------
+//
+// tdpbssd multiplies a 16 x 64 tile of signed bytes by a 64 x 16 one into 16 x 16 int32 sums,
+// 16384 exact multiply-adds. The A tiles are the int8 weight rows as stored (16 rows of 64 bytes, K
+// apart: no decode); the inputs are laid out once per call as B tiles.
+
+// Bytes of k per tile row, and per k-step.
+constexpr int64_t kInt8Step = 64;
+// Up to this many inputs the VNNI matmul is as fast: AMX pads the inputs to groups of 32, and at
+// M = 1 both wait on memory. 4096 x 4096 on a 2-vCPU Sapphire Rapids-class VM, three interleaved
+// rounds: 4 inputs took 1.04-1.22 ms by VNNI and 1.08-1.74 by AMX, 8 inputs 1.43-3.1 by VNNI and
+// 1.13-2.05 by AMX, 9 inputs 1.57-1.63 by VNNI and 1.08-1.10 by AMX.
+constexpr int64_t kMaxVnniInt8Inputs = 4;
+
+// B tiles: inputs in groups of 16 (zero past M, padded to whole groups of 32), each group K / 64
+// tiles of 16 rows x 64 bytes: row p of tile s holds bytes 4p..4p+3 of k-step s of each of the 16
+// inputs, a 16 x 16 dword transpose of their 64-byte runs.
+void arrange_int8_inputs(const int8_t* a, int64_t M, int64_t K, int8_t* out) {
+  const Transpose16x16 transpose;
+  const int64_t groups = (M + kInputBlock - 1) / kInputBlock * 2, steps = K / kInt8Step;
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t s = 0; s < steps; ++s) {
+      __m512i rows[16];
+      for (int64_t i = 0; i < 16; ++i) {
+        const int64_t m = g * 16 + i;
+        rows[i] = m < M ? _mm512_loadu_si512(a + m * K + s * kInt8Step) : _mm512_setzero_si512();
+      }
+      transpose(rows);
+      int8_t* tile = out + (g * steps + s) * 1024;
+      for (int64_t p = 0; p < 16; ++p)
+        _mm512_storeu_si512(tile + p * 64, rows[p]);
+    }
+}
+
+// out[m, o] = sum_k a[m, k] b[o, k] for whole blocks of 32 rows from `first_row` on (the rest to
+// the VNNI matmul), every input, K % 64 == 0.
+void int8_matmul_tiles(const int8_t* inputs, int64_t M, int64_t K, const int8_t* b,
+                       int64_t first_row, int64_t last_row, int32_t* out, int64_t out_stride) {
+  const int64_t pairs = (M + kInputBlock - 1) / kInputBlock, steps = K / kInt8Step;
+  auto* sums = static_cast<int32_t*>(thread_scratch(ScratchSlot::kAmxSums, 1024 * sizeof(int32_t)));
+  const Transpose16x16 transpose;
+  configure_tiles();
+  for (int64_t r0 = first_row; r0 + kRowBlock <= last_row; r0 += kRowBlock) {
+    const int8_t* rows = b + r0 * K;
+    for (int64_t h = 0; h < pairs; ++h) {
+      const int8_t* first_group = inputs + 2 * h * steps * 1024;
+      const int8_t* second_group = first_group + steps * 1024;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t s = 0; s < steps; ++s) {
+        _tile_loadd(4, rows + s * kInt8Step, K);
+        _tile_loadd(5, rows + 16 * K + s * kInt8Step, K);
+        _tile_loadd(6, first_group + s * 1024, 64);
+        _tile_loadd(7, second_group + s * 1024, 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+      }
+      _tile_stored(0, sums, 64);
+      _tile_stored(1, sums + 256, 64);
+      _tile_stored(2, sums + 512, 64);
+      _tile_stored(3, sums + 768, 64);
+      store_sum_block(sums, kRowBlock, M - h * kInputBlock, out, out_stride, h * kInputBlock, r0,
+                      transpose);
+    }
+  }
+  _tile_release();
+}
+
+// The VNNI matmul of the avx512_bf16 set, for what the tiles leave.
+void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                      int64_t last_row, int32_t* out, int64_t out_stride) {
+  avx512_bf16_kernels().int8_matmul(a, M, K, b, first_row, last_row, out, out_stride);
+}
+
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                 int64_t last_row, int32_t* out, int64_t out_stride) {
+  const int64_t whole_blocks_end = first_row + (last_row - first_row) / kRowBlock * kRowBlock;
+  if (M <= kMaxVnniInt8Inputs || K % kInt8Step != 0 || whole_blocks_end == first_row)
+    return int8_matmul_vnni(a, M, K, b, first_row, last_row, out, out_stride);
+  const size_t bytes = static_cast<size_t>((M + kInputBlock - 1) / kInputBlock * kInputBlock * K);
+  auto* inputs = static_cast<int8_t*>(thread_scratch(ScratchSlot::kAmxInt8Inputs, bytes));
+  arrange_int8_inputs(a, M, K, inputs);
+  int8_matmul_tiles(inputs, M, K, b, first_row, whole_blocks_end, out, out_stride);
+  if (whole_blocks_end < last_row)
+    int8_matmul_vnni(a, M, K, b, whole_blocks_end, last_row, out, out_stride);
 }
 
 }  // namespace
@@ -238,6 +343,7 @@ const CpuKernels& avx512_amx_kernels() {
     // 4096 x 4096, cold weights, on a 2-vCPU Sapphire Rapids-class VM: the GEMV took 2.3 ms for
     // 4 inputs, 4.2 for 8 and 8.0 for 16; these matmuls 3.5, 3.9 and 4.2 ms (12 ms for 128).
     k.max_gemv_inputs_bf16 = 8;
+    k.int8_matmul = int8_matmul;
     return k;
   }();
   return kernels;
