@@ -35,14 +35,11 @@ const char* type_name(QuantType t) {
   return t == QuantType::NF4 ? "nf4" : "fp4";
 }
 
-// Per-thread scratch memory reused across calls: a fresh allocation of a few MB every matmul
-// costs more in page faults (~12 us per 4 KiB page on our machines) than the matmul itself.
-// Slots: 0 arranged inputs, 1 decoded tiles, 2 inputs rounded to bfloat16.
-float* scratch(int64_t floats, int slot) {
-  thread_local std::vector<float> buffers[3];
-  std::vector<float>& b = buffers[slot];
-  if (static_cast<int64_t>(b.size()) < floats) b.resize(static_cast<size_t>(floats));
-  return b.data();
+// Per-thread scratch memory (thread_scratch) reused across calls: a fresh allocation of a few MB
+// every matmul costs more in page faults (~12 us per 4 KiB page on our machines) than the matmul
+// itself.
+float* scratch(int64_t floats, ScratchSlot slot) {
+  return static_cast<float*>(thread_scratch(slot, static_cast<size_t>(floats) * sizeof(float)));
 }
 
 // Rounds float32 values to the nearest bfloat16 (ties to even, NaN stays NaN), as
@@ -142,7 +139,7 @@ class FourBitKernel final : public CpuLinearKernel {
     const int64_t M = x2.size(0);
     const bool round_here = bf16 && x.scalar_type() != at::kBFloat16;
     if (round_here) {  // in scratch: x2 may be the caller's tensor
-      float* rounded = scratch(M * K, 2);
+      float* rounded = scratch(M * K, ScratchSlot::kRoundedInputs);
       round_to_bfloat16(x2.data_ptr<float>(), M * K, rounded);
       x2 = at::from_blob(rounded, {M, K}, at::TensorOptions().dtype(at::kFloat));
     }
@@ -296,7 +293,7 @@ class FourBitKernel final : public CpuLinearKernel {
     const auto arrange = bf16 ? kernels_.arrange_activations_bf16 : kernels_.arrange_activations;
     const auto gemv_rows = bf16 ? kernels_.gemv_4bit_bf16 : kernels_.gemv_4bit;
     // The inputs in the order the kernel decodes weights in, so decoding needs no reordering.
-    float* arranged = scratch(M * K, 0);
+    float* arranged = scratch(M * K, ScratchSlot::kArrangedInputs);
     arrange(x2.data_ptr<float>(), M, K, arranged);
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     const float* xs = arranged;
@@ -316,7 +313,8 @@ class FourBitKernel final : public CpuLinearKernel {
   // dequantize_4bit, cast to the compute dtype, then a bfloat16 matmul with float32 sums.
   at::Tensor amx_matmul(const at::Tensor& x2) const {
     const int64_t M = x2.size(0), K = args_.shape.in_features, N = args_.shape.out_features;
-    auto* x = reinterpret_cast<uint16_t*>(scratch((amx_input_words(M, K) + 1) / 2, 0));
+    auto* x = reinterpret_cast<uint16_t*>(
+        scratch((amx_input_words(M, K) + 1) / 2, ScratchSlot::kArrangedInputs));
     kernels_.arrange_inputs_amx(x2.data_ptr<float>(), M, K, x);
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
@@ -348,14 +346,15 @@ class FourBitKernel final : public CpuLinearKernel {
     const int64_t depth = std::max<int64_t>(1, kTileDepth / bs) * bs;
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     // The inputs in the order the tiles are decoded in (per run of 32 columns), perhaps padded.
-    float* x = scratch((M + kTileInputGroup - 1) / kTileInputGroup * kTileInputGroup * K, 0);
+    float* x = scratch((M + kTileInputGroup - 1) / kTileInputGroup * kTileInputGroup * K,
+                       ScratchSlot::kArrangedInputs);
     kernels_.arrange_tile_inputs(x2.data_ptr<float>(), M, K, x);
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
     const float* absmax = weight_.absmax.data_ptr<float>();
     float* out = y.data_ptr<float>();
     const int64_t tiles = (N + kTileRows - 1) / kTileRows;
     at::parallel_for(0, tiles, 1, [&](int64_t first, int64_t last) {
-      float* tile = scratch(kTileRows * depth, 1);
+      float* tile = scratch(kTileRows * depth, ScratchSlot::kDecodedTile);
       for (int64_t t = first; t < last; ++t) {
         const int64_t r0 = t * kTileRows, rows = std::min(kTileRows, N - r0);
         for (int64_t k0 = 0; k0 < K; k0 += depth) {

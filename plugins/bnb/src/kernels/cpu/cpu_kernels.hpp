@@ -112,8 +112,18 @@ inline int64_t amx_input_words(int64_t M, int64_t K) {
   return (M + 31) / 32 * 32 * K;
 }
 
-// The kernels' per-thread scratch buffers (scratch.cpp), one per use.
-enum class ScratchSlot { kAmxPanel, kAmxSums, kAmxInt8Inputs, kUnsignedInt8Inputs, kCount };
+// The plugin's per-thread scratch buffers (scratch.cpp), one per use: the layers' arranged
+// inputs, decoded tiles and bfloat16-rounded inputs, and the kernels' own.
+enum class ScratchSlot {
+  kArrangedInputs,
+  kDecodedTile,
+  kRoundedInputs,
+  kAmxPanel,
+  kAmxSums,
+  kAmxInt8Inputs,
+  kUnsignedInt8Inputs,
+  kCount
+};
 
 // The calling thread's buffer for `slot`: at least `bytes` bytes, 64-byte aligned, contents
 // undefined, reused by the next call (page faults cost more than a small matmul). Kernel files use

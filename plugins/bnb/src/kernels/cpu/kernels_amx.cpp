@@ -324,6 +324,8 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
   const int64_t whole_blocks_end = first_row + (last_row - first_row) / kRowBlock * kRowBlock;
   if (M <= kMaxVnniInt8Inputs || K % kInt8Step != 0 || whole_blocks_end == first_row)
     return int8_matmul_vnni(a, M, K, b, first_row, last_row, out, out_stride);
+  // Each thread lays out all inputs itself, as int8_matmul_vnni shifts them: cheap next to the
+  // multiplies, and the interface stays that of the other sets.
   const size_t bytes = static_cast<size_t>((M + kInputBlock - 1) / kInputBlock * kInputBlock * K);
   auto* inputs = static_cast<int8_t*>(thread_scratch(ScratchSlot::kAmxInt8Inputs, bytes));
   arrange_int8_inputs(a, M, K, inputs);
