@@ -4,9 +4,9 @@
 // (lane order, masks, permutes, tails) on any AVX2 machine, CI included; only their speed needs
 // AVX-512 hardware.
 //
-// Include this first in a translation unit compiled with -mavx2 -mfma, then the kernel's .cpp.
-// An intrinsic a kernel starts using that is not mapped here fails to compile ("inlining failed:
-// target specific option mismatch"): add it below.
+// Include this first in a translation unit compiled with -mavx2 -mfma -mf16c, then the kernel's
+// .cpp. An intrinsic a kernel starts using that is not mapped here fails to compile ("inlining
+// failed: target specific option mismatch"): add it below.
 #pragma once
 
 #include <immintrin.h>
@@ -59,6 +59,23 @@ inline __m128i cvtepi64_epi8(simde__m512i a) {
   for (int i = 0; i < 8; ++i)
     out[i] = static_cast<uint8_t>(in[i]);
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(out));
+}
+
+// float16 conversions of 16 lanes as two F16C halves; rounding is to nearest even whatever the
+// immediate says (the kernels ask for nothing else).
+inline __m256i cvtps_ph(simde__m512 a, int) {
+  float in[16];
+  simde_mm512_storeu_ps(in, a);
+  const __m128i low = _mm256_cvtps_ph(_mm256_loadu_ps(in), _MM_FROUND_TO_NEAREST_INT);
+  const __m128i high = _mm256_cvtps_ph(_mm256_loadu_ps(in + 8), _MM_FROUND_TO_NEAREST_INT);
+  return _mm256_set_m128i(high, low);
+}
+
+inline simde__m512 cvtph_ps(__m256i a) {
+  float out[16];
+  _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm256_castsi256_si128(a)));
+  _mm256_storeu_ps(out + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(a, 1)));
+  return simde_mm512_loadu_ps(out);
 }
 
 inline __m256 extractf32x8_ps(simde__m512 a, int half) {
@@ -243,6 +260,10 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_cvtepu8_epi32 ::qplug::testing::simde_extra::cvtepu8_epi32
 #undef _mm512_cvtps_epi32
 #define _mm512_cvtps_epi32 ::qplug::testing::simde_extra::cvtps_epi32
+#undef _mm512_cvtph_ps
+#define _mm512_cvtph_ps ::qplug::testing::simde_extra::cvtph_ps
+#undef _mm512_cvtps_ph
+#define _mm512_cvtps_ph ::qplug::testing::simde_extra::cvtps_ph
 #undef _mm512_extractf32x8_ps
 #define _mm512_extractf32x8_ps ::qplug::testing::simde_extra::extractf32x8_ps
 #undef _mm512_mask_storeu_ps

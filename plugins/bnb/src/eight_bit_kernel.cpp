@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <cmath>
 #include <vector>
 
 #include <qplug/sdk/config.hpp>
@@ -13,6 +12,7 @@
 #include <qplug/sdk/torch_interop.hpp>
 
 #include "bnb_tensors.hpp"
+#include "int8_activations.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
 
 namespace qplug::bnb {
@@ -76,48 +76,40 @@ class EightBitKernel final : public CpuLinearKernel {
     if (args_.shape.has_bias && !bias_.defined()) fail("bias", "missing tensor");
   }
 
+  // MatMul8bitLt's inference path: int8_vectorwise_quant of the inputs, then
+  // int8_mixed_scaled_mm: the int8 products scaled (plus the bias) in float32, cast to the inputs'
+  // dtype, plus the outlier columns times their dequantized weight columns in that dtype.
   at::Tensor apply(const at::Tensor& x) override {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
-    const at::Tensor a = x.reshape({-1, K}).to(at::kFloat).contiguous();
-    const int64_t M = a.size(0);
-    const at::Tensor outliers = outlier_columns(a);
-    const at::Tensor inlier = outliers.defined() ? a.index_fill(1, outliers, 0.0) : a;
-    // Row-wise int8 activations, exactly as the weights were quantized.
-    at::Tensor codes_a = at::empty({M, K}, at::TensorOptions().dtype(at::kChar));
-    at::Tensor row_scale = at::empty({M}, at::TensorOptions().dtype(at::kFloat));
-    kernels_.quantize_int8_rows(inlier.data_ptr<float>(), K, 0, M, codes_a.data_ptr<int8_t>(),
-                                row_scale.data_ptr<float>());
+    const at::Tensor x2 = x.reshape({-1, K});
+    const int64_t M = x2.size(0);
+    const Int8Activations a = quantize_int8_activations(x2, threshold_, kernels_);
     at::Tensor acc = at::empty({M, N}, at::TensorOptions().dtype(at::kInt));
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
-    const int8_t* ca = codes_a.data_ptr<int8_t>();
     const int8_t* cb = codes_.data_ptr<int8_t>();
-    const float* rs = row_scale.data_ptr<float>();
     const float* scb = scb_.data_ptr<float>();
-    // Without outliers the bias is added here; with them it comes after their products, in the
-    // order bitsandbytes adds the three parts.
-    const float* bias =
-        bias_f32_.defined() && !outliers.defined() ? bias_f32_.data_ptr<float>() : nullptr;
+    const float* bias = bias_f32_.defined() ? bias_f32_.data_ptr<float>() : nullptr;
     int32_t* sums = acc.data_ptr<int32_t>();
     float* out = y.data_ptr<float>();
     at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
-      kernels_.int8_matmul(ca, M, K, cb, first, last, sums, N);
-      // int8_mm_dequant: sum * (row scale * SCB) / (127 * 127), in float32.
+      kernels_.int8_matmul(a.codes, M, K, cb, first, last, sums, N);
+      // int8_mm_dequant: sum * (row scale * SCB) / (127 * 127) + bias, in float32.
       for (int64_t m = 0; m < M; ++m)
         for (int64_t o = first; o < last; ++o) {
           const float v =
-              static_cast<float>(sums[m * N + o]) * (rs[m] * scb[o]) * kInverseSquare127;
+              static_cast<float>(sums[m * N + o]) * (a.row_scales[m] * scb[o]) * kInverseSquare127;
           out[m * N + o] = bias != nullptr ? v + bias[o] : v;
         }
     });
-    if (outliers.defined()) {
-      const at::Tensor w_outliers =
-          codes_.index_select(1, outliers).to(at::kFloat) * scb_.unsqueeze(1) * kInverse127;
-      y.add_(at::matmul(a.index_select(1, outliers), w_outliers.t()));
-      if (bias_f32_.defined()) y.add_(bias_f32_);
+    if (x.scalar_type() != at::kFloat) y = y.to(x.scalar_type());
+    if (a.outlier_columns.defined()) {
+      const at::Tensor w_outliers = codes_.index_select(1, a.outlier_columns).to(at::kFloat) *
+                                    scb_.unsqueeze(1) * kInverse127;
+      y.addmm_(x2.index_select(1, a.outlier_columns), w_outliers.to(y.scalar_type()).t());
     }
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = N;
-    return y.view(shape).to(x.scalar_type());
+    return y.view(shape);
   }
 
   at::Tensor dequantize(DType dtype) const override {
@@ -125,24 +117,6 @@ class EightBitKernel final : public CpuLinearKernel {
   }
 
  private:
-  // The activation columns with |x| >= threshold in some row (LLM.int8's outlier columns), as
-  // int64 indices; undefined when there are none or the threshold is 0. One pass over a, in place
-  // of four LibTorch operations with a temporary each.
-  at::Tensor outlier_columns(const at::Tensor& a) const {
-    if (!(threshold_ > 0.0f)) return at::Tensor();
-    const int64_t M = a.size(0), K = a.size(1);
-    const float* values = a.data_ptr<float>();
-    std::vector<uint8_t> outlier(static_cast<size_t>(K), 0);
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t k = 0; k < K; ++k)
-        outlier[k] |= std::fabs(values[m * K + k]) >= threshold_;
-    std::vector<int64_t> columns;
-    for (int64_t k = 0; k < K; ++k)
-      if (outlier[k]) columns.push_back(k);
-    if (columns.empty()) return at::Tensor();
-    return at::tensor(columns, at::TensorOptions().dtype(at::kLong));
-  }
-
   // Int8Params._quantize: the weight in fp16, row absmax SCB, codes round(W * 127 / SCB).
   void quantize(const at::Tensor& value) {
     const std::vector<int64_t> expected{args_.shape.out_features, args_.shape.in_features};

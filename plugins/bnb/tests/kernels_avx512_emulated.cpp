@@ -3,5 +3,6 @@
 #include "avx512_on_simde.hpp"
 
 #define avx512_kernels avx512_emulated_kernels
+#define avx512_vnni_kernels avx512_vnni_emulated_kernels
 #define avx512_bf16_kernels avx512_bf16_emulated_kernels
 #include "kernels/cpu/kernels_avx512.cpp"

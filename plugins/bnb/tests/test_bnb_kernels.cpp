@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <limits>
 
 #include "bnb_config.hpp"
 #include "eight_bit_kernel.hpp"
 #include "four_bit_kernel.hpp"
+#include "int8_activations.hpp"
 #include "kernels_under_test.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
@@ -269,6 +273,41 @@ TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
     }
 }
 
+// x.to(float16) as LibTorch rounds it: ties to even (odd multiples of half a float16 step), the
+// float16 subnormals, the edge of its range (65504 stays, 65520 overflows), infinities and NaN,
+// for lengths with every tail.
+TEST_P(EveryIsa, RoundToFloat16IsWhatATensorInFloat16Holds) {
+  const CpuKernels& k = kernels_under_test(GetParam());
+  std::vector<float> special{1.0f + 1.0f / 2048,
+                             1.0f + 3.0f / 2048,
+                             -(1.0f + 1.0f / 2048),
+                             65504.0f,
+                             65519.0f,
+                             65520.0f,
+                             -70000.0f,
+                             3e-8f,
+                             -2.98e-8f,
+                             6.1e-5f,
+                             1e-30f,
+                             0.0f,
+                             -0.0f,
+                             INFINITY,
+                             -INFINITY,
+                             std::nanf("")};
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 100, 1027}) {
+    at::Tensor x = randn({n}, 90 + n) * 100.0;
+    for (int64_t i = 0; i < n; ++i)
+      if (i % 3 == 0) x[i] = special[static_cast<size_t>(i / 3) % special.size()];
+    at::Tensor got = at::full({n + 1}, 7.0f);  // the element past the end stays
+    k.round_to_float16(x.data_ptr<float>(), n, got.data_ptr<float>());
+    const at::Tensor want = x.to(at::kHalf).to(at::kFloat);
+    EXPECT_TRUE(at::equal(at::isnan(got.narrow(0, 0, n)), at::isnan(want))) << GetParam();
+    EXPECT_TRUE(at::equal(got.narrow(0, 0, n).nan_to_num(0.0), want.nan_to_num(0.0)))
+        << GetParam() << " n=" << n;
+    EXPECT_EQ(got[n].item<float>(), 7.0f) << GetParam();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(isas_under_test()));
 
 // ---- the LinearKernel objects ---------------------------------------------------------------
@@ -443,6 +482,116 @@ TEST(EightBitKernel, OutlierDecompositionHelpsWithLargeActivations) {
           ->apply(x),
       want);
   EXPECT_LT(with, without / 2) << "with " << with << " without " << without;
+}
+
+// bitsandbytes' LLM.int8 inference (MatMul8bitLt without gradients: int8_vectorwise_quant of
+// x.to(float16), then int8_mixed_scaled_mm) step by step in LibTorch operations as upstream writes
+// them, with the CUDA kernel's 1/127^2. Thresholds in the tests are exact in float16.
+at::Tensor bitsandbytes_int8_linear(const at::Tensor& x, const at::Tensor& cb,
+                                    const at::Tensor& scb, const at::Tensor& bias,
+                                    double threshold) {
+  const at::Tensor a = x.to(at::kHalf).to(at::kFloat);
+  at::Tensor inliers = a;
+  at::Tensor columns = at::empty({0}, at::TensorOptions().dtype(at::kLong));
+  if (threshold > 0) {
+    const at::Tensor outliers = a.abs() >= threshold;
+    columns = outliers.any(0).nonzero().view(-1);
+    inliers = a.masked_fill(outliers, 0.0);
+  }
+  const at::Tensor row_stats = std::get<0>(inliers.abs().max(1));
+  // Python's `127.0 / row_stats` is reciprocal(row_stats) * 127.
+  at::Tensor ca = (inliers * (row_stats.reciprocal() * 127.0).unsqueeze(1)).round().to(at::kChar);
+  ca.index_fill_(1, columns, 0);
+  // Exact integers in float32 for these sizes (|sum| < 2^24).
+  const at::Tensor sums = at::matmul(ca.to(at::kFloat), cb.to(at::kFloat).t());
+  at::Tensor y = sums * (row_stats.unsqueeze(1) * scb.unsqueeze(0)) * 6.200012e-05;
+  if (bias.defined()) y = y + bias;
+  y = y.to(x.scalar_type());
+  if (columns.numel() == 0) return y;
+  const at::Tensor w_columns =
+      cb.index_select(1, columns).to(at::kFloat) * scb.unsqueeze(1) * 7.874015718698502e-3;
+  return y.addmm(x.index_select(1, columns), w_columns.to(x.scalar_type()).t());
+}
+
+at::Tensor tensor_named(const LinearKernel& kernel, const std::string& name) {
+  for (const auto& [n, t] : kernel.tensors())
+    if (n == name) return t;
+  ADD_FAILURE() << "no tensor " << name;
+  return at::Tensor();
+}
+
+// Inputs where the outlier rules matter: column 7 has an outlier in row 0 only, and row 3's largest
+// value sits below the threshold in that same column (it counts towards row 3's absmax: only the
+// outlier elements are left out, not their columns); column 30 holds a value exactly at the
+// threshold; the last row has an outlier of its own.
+at::Tensor int8_test_inputs(int64_t M, int64_t K, uint64_t seed) {
+  at::Tensor x = randn({M, K}, seed);
+  x[0][7] = 20.0;
+  if (M > 3) x[3][7] = 5.5;
+  if (M > 4) x[4][30] = -6.0;
+  if (M > 5) x[M - 1][60] = -9.0;  // in the second thread's rows when the inputs are split
+  return x;
+}
+
+// LibTorch's thread count for a scope (the tests otherwise run on its default, one thread here).
+class ThreadCount {
+ public:
+  explicit ThreadCount(int threads) { at::set_num_threads(threads); }
+  ~ThreadCount() { at::set_num_threads(before_); }
+
+ private:
+  const int before_ = at::get_num_threads();
+};
+
+TEST(EightBitKernel, InferenceIsBitsandbytesBitForBit) {
+  // The most inputs are split between two threads, whose outlier columns are merged.
+  const ThreadCount two_threads(2);
+  const int64_t split_between_threads = 2 * kMinValuesPerThread / 128;
+  const at::Tensor w = randn({48, 128}, 51) * 0.05, bias = randn({48}, 52);
+  for (double threshold : {6.0, 2.5, 0.0})
+    for (const bool with_bias : {true, false})
+      for (int64_t M : {int64_t{1}, int64_t{6}, split_between_threads}) {
+        const at::Tensor b = with_bias ? bias : at::Tensor();
+        const QuantConfig cfg = config("bitsandbytes_8bit", {{"llm_int8_threshold", threshold}});
+        auto kernel = loaded_kernel(cfg, w, b);
+        const at::Tensor cb = tensor_named(*kernel, "weight"), scb = tensor_named(*kernel, "SCB");
+        for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+          const at::Tensor x = int8_test_inputs(M, 128, 53 + M).to(dtype);
+          const at::Tensor got = kernel->apply(x);
+          const at::Tensor want = bitsandbytes_int8_linear(x, cb, scb, b, threshold);
+          ASSERT_EQ(got.scalar_type(), dtype);
+          EXPECT_TRUE(at::equal(got, want))
+              << "threshold " << threshold << " bias " << with_bias << " M " << M << " " << dtype
+              << ": max difference " << (got - want).abs().max().item<float>();
+        }
+      }
+}
+
+TEST(EightBitKernel, AnEmptyBatchGivesAnEmptyOutput) {
+  auto kernel = loaded_kernel(config("bitsandbytes_8bit", {}), randn({48, 128}, 71), at::Tensor());
+  const at::Tensor y = kernel->apply(at::empty({2, 0, 128}));
+  EXPECT_EQ(y.sizes().vec(), (std::vector<int64_t>{2, 0, 48}));
+}
+
+// Non-finite inputs spoil only their own row, as in dense math: an infinity (an outlier) through
+// the full-precision columns, a NaN (never an outlier) through its row's scale.
+TEST(EightBitKernel, NonFiniteInputsSpoilOnlyTheirRow) {
+  const at::Tensor w = randn({48, 128}, 61) * 0.05;
+  for (double threshold : {6.0, 0.0}) {
+    auto kernel = loaded_kernel(config("bitsandbytes_8bit", {{"llm_int8_threshold", threshold}}), w,
+                                at::Tensor());
+    const at::Tensor cb = tensor_named(*kernel, "weight"), scb = tensor_named(*kernel, "SCB");
+    at::Tensor x = int8_test_inputs(6, 128, 62);
+    x[2][11] = std::numeric_limits<float>::quiet_NaN();
+    if (threshold > 0) x[5][90] = std::numeric_limits<float>::infinity();
+    const at::Tensor got = kernel->apply(x);
+    EXPECT_TRUE(at::isnan(got[2]).all().item<bool>()) << "threshold " << threshold;
+    const at::Tensor finite_rows = at::tensor({0, 1, 3, 4}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor want = bitsandbytes_int8_linear(x, cb, scb, at::Tensor(), threshold);
+    EXPECT_TRUE(at::equal(got.index_select(0, finite_rows), want.index_select(0, finite_rows)))
+        << "threshold " << threshold;
+    if (threshold > 0) EXPECT_FALSE(at::isfinite(got[5]).all().item<bool>());
+  }
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ struct FourBitCodebook {
 constexpr int64_t kTileInputGroup = 16;
 
 struct CpuKernels {
-  const char* isa;  // "avx512_amx", "avx512_bf16", "avx512", "avx2", "scalar"
+  const char* isa;  // "avx512_amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2", "scalar"
 
   // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
   // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
@@ -89,6 +89,10 @@ struct CpuKernels {
   void (*int8_matmul)(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                       int64_t last_row, int32_t* out, int64_t out_stride);
 
+  // out[i] = x[i] rounded to float16 (nearest, ties to even; beyond its range infinite; NaN stays
+  // NaN) and back: the values x.to(float16) holds, which LLM.int8 quantizes. out may be x.
+  void (*round_to_float16)(const float* x, int64_t n, float* out);
+
   // Batches of up to this many inputs are faster through gemv_4bit (gemv_4bit_bf16) than
   // through the tiles. The GEMV decodes the weight once per 4 inputs, the tiles once per call.
   int64_t max_gemv_inputs = 16;
@@ -112,12 +116,16 @@ inline int64_t amx_input_words(int64_t M, int64_t K) {
   return (M + 31) / 32 * 32 * K;
 }
 
-// The plugin's per-thread scratch buffers (scratch.cpp), one per use: the layers' arranged
-// inputs, decoded tiles and bfloat16-rounded inputs, and the kernels' own.
+// The plugin's per-thread scratch buffers (scratch.cpp), one per use: the 4-bit layer's arranged
+// inputs, decoded tiles and bfloat16-rounded inputs, the int8 layer's quantized activations, and
+// the kernels' own.
 enum class ScratchSlot {
   kArrangedInputs,
   kDecodedTile,
   kRoundedInputs,
+  kInt8Inputs,
+  kInt8InputCodes,
+  kInt8RowScales,
   kAmxPanel,
   kAmxSums,
   kAmxInt8Inputs,
@@ -131,8 +139,8 @@ enum class ScratchSlot {
 // the other files' copies at link time.
 void* thread_scratch(ScratchSlot slot, size_t bytes);
 
-// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_bf16|
-// avx512_amx forces one).
+// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_vnni|
+// avx512_bf16|avx512_amx forces one).
 const CpuKernels& cpu_kernels();
 // A specific one; throws UnsupportedError if the processor lacks it.
 const CpuKernels& cpu_kernels(const std::string& isa);
@@ -145,6 +153,7 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
 const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();
 const CpuKernels& avx512_kernels();
+const CpuKernels& avx512_vnni_kernels();
 const CpuKernels& avx512_bf16_kernels();
 const CpuKernels& avx512_amx_kernels();
 

@@ -16,17 +16,20 @@ namespace qplug::bnb {
 namespace {
 
 bool has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 }
 bool has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
+bool has_avx512_vnni() {
+  return has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
 // (Every processor with AVX512-BF16 has AVX512-VNNI, which the set's int8 matmul uses; checked
 // all the same.)
 bool has_avx512_bf16() {
-  return has_avx512() && __builtin_cpu_supports("avx512bf16") &&
-         __builtin_cpu_supports("avx512vnni");
+  return has_avx512_vnni() && __builtin_cpu_supports("avx512bf16");
 }
 
 // AMX-TILE, AMX-BF16 and AMX-INT8, the tile state enabled by the OS (XCR0 bits 17 and 18), and
@@ -55,6 +58,7 @@ std::vector<std::string> available_isas() {
   std::vector<std::string> isas{"scalar"};
   if (has_avx2()) isas.push_back("avx2");
   if (has_avx512()) isas.push_back("avx512");
+  if (has_avx512_vnni()) isas.push_back("avx512_vnni");
   if (has_avx512_bf16()) isas.push_back("avx512_bf16");
   if (has_amx_bf16()) isas.push_back("avx512_amx");
   return isas;
@@ -64,6 +68,7 @@ const CpuKernels& cpu_kernels(const std::string& isa) {
   if (isa == "scalar") return scalar_kernels();
   if (isa == "avx2" && has_avx2()) return avx2_kernels();
   if (isa == "avx512" && has_avx512()) return avx512_kernels();
+  if (isa == "avx512_vnni" && has_avx512_vnni()) return avx512_vnni_kernels();
   if (isa == "avx512_bf16" && has_avx512_bf16()) return avx512_bf16_kernels();
   if (isa == "avx512_amx" && has_amx_bf16()) return avx512_amx_kernels();
   std::string runs;

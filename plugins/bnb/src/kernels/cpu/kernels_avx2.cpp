@@ -427,6 +427,22 @@ void gemm_tile(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const 
   }
 }
 
+// F16C conversions, which round to nearest even like x.to(float16); the tail goes through a
+// padded copy.
+void round_to_float16(const float* x, int64_t n, float* out) {
+  const auto round8 = [](__m256 v) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, round8(_mm256_loadu_ps(x + i)));
+  if (i == n) return;
+  alignas(32) float tail[8] = {};
+  std::memcpy(tail, x + i, static_cast<size_t>(n - i) * sizeof(float));
+  _mm256_store_ps(tail, round8(_mm256_load_ps(tail)));
+  std::memcpy(out + i, tail, static_cast<size_t>(n - i) * sizeof(float));
+}
+
 void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t last_row,
                         int8_t* codes, float* scb) {
   for (int64_t r = first_row; r < last_row; ++r) {
@@ -489,7 +505,8 @@ const CpuKernels& avx2_kernels() {
                                   decode_tile,
                                   gemm_tile,
                                   quantize_int8_rows,
-                                  int8_matmul};
+                                  int8_matmul,
+                                  round_to_float16};
   return kernels;
 }
 

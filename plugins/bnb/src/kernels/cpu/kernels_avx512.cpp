@@ -472,6 +472,20 @@ void gemm_tile(const float* x_arranged, int64_t M, int64_t K, int64_t k0, const 
   }
 }
 
+// vcvtps2ph rounds to nearest even, like x.to(float16).
+void round_to_float16(const float* x, int64_t n, float* out) {
+  const auto round16 = [](__m512 v) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  };
+  const int64_t full_end = n / 16 * 16;
+  for (int64_t i = 0; i < full_end; i += 16)
+    _mm512_storeu_ps(out + i, round16(_mm512_loadu_ps(x + i)));
+  if (full_end < n) {
+    const __mmask16 mask = tail_mask(n - full_end);
+    _mm512_mask_storeu_ps(out + full_end, mask, round16(_mm512_maskz_loadu_ps(mask, x + full_end)));
+  }
+}
+
 void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t last_row,
                         int8_t* codes, float* scb) {
   for (int64_t r = first_row; r < last_row; ++r) {
@@ -658,7 +672,8 @@ const CpuKernels& avx512_kernels() {
                  gemv_4bit,          arrange_dword_nibbles,
                  gemv_4bit,          arrange_input_groups,
                  decode_tile,        gemm_tile,
-                 quantize_int8_rows, int8_matmul};
+                 quantize_int8_rows, int8_matmul,
+                 round_to_float16};
     // 4096 x 4096 on Zen 5: 8 inputs took 1.6-2.0 ms through the GEMV, 16 took 4.1-4.7 ms; the
     // outer-product tiles took 2.3-3.9 ms for 8 to 16 inputs (padded to 16) and 3.0-3.3 for 24.
     k.max_gemv_inputs = 8;
@@ -668,13 +683,24 @@ const CpuKernels& avx512_kernels() {
   return kernels;
 }
 
-const CpuKernels& avx512_bf16_kernels() {
+// AVX512-VNNI without AVX512-BF16 (Intel Cascade Lake and Ice Lake servers): the int8 matmul by
+// vpdpbusd, the rest as the avx512 set.
+const CpuKernels& avx512_vnni_kernels() {
   static const CpuKernels kernels = [] {
     CpuKernels k = avx512_kernels();
+    k.isa = "avx512_vnni";
+    k.int8_matmul = int8_matmul_vnni;
+    return k;
+  }();
+  return kernels;
+}
+
+const CpuKernels& avx512_bf16_kernels() {
+  static const CpuKernels kernels = [] {
+    CpuKernels k = avx512_vnni_kernels();
     k.isa = "avx512_bf16";
     k.arrange_activations_bf16 = arrange_word_nibbles_bf16;
     k.gemv_4bit_bf16 = gemv_4bit_bf16;
-    k.int8_matmul = int8_matmul_vnni;
     // One vdpbf16ps does 32 multiply-adds, twice an fp32 FMA: the GEMV took 1.2-1.35 ms for 8
     // inputs and 3.1-3.4 ms for 16, as fast as the tiles, and 4.8-5.4 ms for 24 (tiles 3.0-3.2).
     // (Before the outer-product tiles it beat them up to 128 inputs.)

@@ -1,4 +1,6 @@
 // Portable reference implementations of the bnb CPU kernels.
+#include <c10/util/Half.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -113,6 +115,11 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
   }
 }
 
+void round_to_float16(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = static_cast<float>(c10::Half(x[i]));
+}
+
 void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                  int64_t last_row, int32_t* out, int64_t out_stride) {
   for (int64_t o = first_row; o < last_row; ++o)
@@ -142,10 +149,10 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
 
 const CpuKernels& scalar_kernels() {
   // No faster decode for bf16 tables here: the general GEMV computes the same sums.
-  static const CpuKernels kernels{"scalar",         quantize_4bit,      dequantize_4bit,
-                                  arrange_even_odd, gemv_4bit,          arrange_even_odd,
-                                  gemv_4bit,        copy_inputs,        decode_tile,
-                                  gemm_tile,        quantize_int8_rows, int8_matmul};
+  static const CpuKernels kernels{
+      "scalar",           quantize_4bit, dequantize_4bit, arrange_even_odd, gemv_4bit,
+      arrange_even_odd,   gemv_4bit,     copy_inputs,     decode_tile,      gemm_tile,
+      quantize_int8_rows, int8_matmul,   round_to_float16};
   return kernels;
 }
 
