@@ -61,7 +61,7 @@ Int8Activations quantize_int8_activations(const at::Tensor& x, float threshold,
     // bitsandbytes quantizes A.to(float16): the threshold test, the row absmax and the codes all
     // see float16 values.
     kernels.round_to_float16(input.data_ptr<float>() + first * K, count, values + first * K);
-    std::vector<uint8_t> local(static_cast<size_t>(split ? K : 0), 0);
+    std::vector<uint8_t> local(static_cast<size_t>(K), 0);  // stays 0 without a threshold
     drop_outliers(values, K, first, last, split, limit, local.data(), non_finite_row.data());
     kernels.quantize_int8_rows(values, K, first, last, codes, scales);
     if (!split) return;
