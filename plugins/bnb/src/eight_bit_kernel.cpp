@@ -103,9 +103,19 @@ class EightBitKernel final : public CpuLinearKernel {
     });
     if (x.scalar_type() != at::kFloat) y = y.to(x.scalar_type());
     if (a.outlier_columns.defined()) {
-      const at::Tensor w_outliers = codes_.index_select(1, a.outlier_columns).to(at::kFloat) *
-                                    scb_.unsqueeze(1) * kInverse127;
-      y.addmm_(x2.index_select(1, a.outlier_columns), w_outliers.to(y.scalar_type()).t());
+      const at::ScalarType dtype = y.scalar_type();
+      const at::Tensor w_outliers = (codes_.index_select(1, a.outlier_columns).to(at::kFloat) *
+                                     scb_.unsqueeze(1) * kInverse127)
+                                        .to(dtype);
+      const at::Tensor x_outliers = x2.index_select(1, a.outlier_columns);
+      if (dtype == at::kHalf) {
+        // LibTorch 1.13 has no float16 matrix product on the CPU: float32 sums, rounded once, as
+        // a GPU's float16 GEMM with float32 accumulation gives them.
+        y = y.to(at::kFloat).addmm_(x_outliers.to(at::kFloat), w_outliers.to(at::kFloat).t());
+        y = y.to(at::kHalf);
+      } else {
+        y.addmm_(x_outliers, w_outliers.t());
+      }
     }
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = N;

@@ -509,8 +509,14 @@ at::Tensor bitsandbytes_int8_linear(const at::Tensor& x, const at::Tensor& cb,
   y = y.to(x.scalar_type());
   if (columns.numel() == 0) return y;
   const at::Tensor w_columns =
-      cb.index_select(1, columns).to(at::kFloat) * scb.unsqueeze(1) * 7.874015718698502e-3;
-  return y.addmm(x.index_select(1, columns), w_columns.to(x.scalar_type()).t());
+      (cb.index_select(1, columns).to(at::kFloat) * scb.unsqueeze(1) * 7.874015718698502e-3)
+          .to(x.scalar_type());
+  if (x.scalar_type() != at::kHalf) return y.addmm(x.index_select(1, columns), w_columns.t());
+  // The float16 addmm as a GPU computes it (LibTorch 1.13 has none on the CPU): float32 sums of
+  // the float16 operands, rounded once.
+  return y.to(at::kFloat)
+      .addmm(x.index_select(1, columns).to(at::kFloat), w_columns.to(at::kFloat).t())
+      .to(at::kHalf);
 }
 
 at::Tensor tensor_named(const LinearKernel& kernel, const std::string& name) {
@@ -555,7 +561,7 @@ TEST(EightBitKernel, InferenceIsBitsandbytesBitForBit) {
         const QuantConfig cfg = config("bitsandbytes_8bit", {{"llm_int8_threshold", threshold}});
         auto kernel = loaded_kernel(cfg, w, b);
         const at::Tensor cb = tensor_named(*kernel, "weight"), scb = tensor_named(*kernel, "SCB");
-        for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+        for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
           const at::Tensor x = int8_test_inputs(M, 128, 53 + M).to(dtype);
           const at::Tensor got = kernel->apply(x);
           const at::Tensor want = bitsandbytes_int8_linear(x, cb, scb, b, threshold);
