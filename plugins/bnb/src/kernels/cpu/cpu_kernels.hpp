@@ -130,6 +130,7 @@ enum class ScratchSlot {
   kAmxSums,
   kAmxInt8Inputs,
   kUnsignedInt8Inputs,
+  kWideInt8Inputs,
   kCount
 };
 

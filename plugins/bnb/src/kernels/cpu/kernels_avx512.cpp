@@ -506,29 +506,6 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
   }
 }
 
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
-  for (int64_t o = first_row; o < last_row; ++o) {
-    const int8_t* brow = b + o * K;
-    for (int64_t m = 0; m < M; ++m) {
-      const int8_t* arow = a + m * K;
-      __m512i acc = _mm512_setzero_si512();
-      int64_t k = 0;
-      for (; k + 32 <= K; k += 32) {
-        const __m512i av =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(arow + k)));
-        const __m512i bv =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(brow + k)));
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(av, bv));
-      }
-      int32_t sum = _mm512_reduce_add_epi32(acc);
-      for (; k < K; ++k)
-        sum += int32_t{arow[k]} * int32_t{brow[k]};
-      out[m * out_stride + o] = sum;
-    }
-  }
-}
-
 // LLM.int8 with AVX512-VNNI (the avx512_bf16 set: every processor with AVX512-BF16 has it).
 // vpdpbusd multiplies 64 unsigned bytes by 64 signed ones and adds them in fours to 16 int32 lanes:
 // 64 multiply-adds per instruction where the widening path above does 32 in four. The inputs are
@@ -659,6 +636,90 @@ void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b, in
     int8_rows<kInt8Rows>(a_u, M, K, b + o * K, out + o, out_stride);
   for (; o < last_row; ++o)
     int8_rows<1>(a_u, M, K, b + o * K, out + o, out_stride);
+}
+
+// LLM.int8 without VNNI (the avx512 set: Skylake servers). vpmaddwd multiplies int16 pairs
+// exactly, so both operands are widened: the inputs once per call into a per-thread buffer, each
+// weight row as it is loaded (vpmovsxbw), once per block of kInt8Rows x kInt8Inputs as above: 4
+// row loads, 4 input loads and 16 vpmaddwd per 32 values of k (the old kernel widened both
+// operands for every row and input).
+
+// The M x K inputs as int16, rows K32 (K rounded down to 32) apart: what the vector loop reads.
+const int16_t* widened_inputs(const int8_t* a, int64_t M, int64_t K, int64_t K32) {
+  auto* wide = static_cast<int16_t*>(
+      thread_scratch(ScratchSlot::kWideInt8Inputs, static_cast<size_t>(M * K32) * sizeof(int16_t)));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K32; k += 32)
+      _mm512_store_si512(wide + m * K32 + k, _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+                                                 reinterpret_cast<const __m256i*>(a + m * K + k))));
+  return wide;
+}
+
+// out[i * out_stride + r] = sum_{k < K32} a[i, k] * b[r, k] for kRows weight rows b (K apart) and
+// kInputs inputs (wide: the widened inputs, K32 apart).
+template <int kRows, int kInputs>
+void widened_int8_block(const int16_t* wide, int64_t K, int64_t K32, const int8_t* b, int32_t* out,
+                        int64_t out_stride) {
+  __m512i acc[kRows][kInputs];
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kInputs; ++i)
+      acc[r][i] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < K32; k += 32) {
+    __m512i w[kRows];
+    for (int r = 0; r < kRows; ++r)
+      w[r] =
+          _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + r * K + k)));
+    for (int i = 0; i < kInputs; ++i) {
+      const __m512i x = _mm512_load_si512(wide + i * K32 + k);
+      for (int r = 0; r < kRows; ++r)
+        acc[r][i] = _mm512_add_epi32(acc[r][i], _mm512_madd_epi16(w[r], x));
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kInputs; ++i)
+      out[i * out_stride + r] = static_cast<int32_t>(lane_sum(acc[r][i]));
+}
+
+// widened_int8_block for the last `count` (< kInputs) inputs.
+template <int kRows, int kInputs>
+void widened_int8_partial_block(int64_t count, const int16_t* wide, int64_t K, int64_t K32,
+                                const int8_t* b, int32_t* out, int64_t out_stride) {
+  if constexpr (kInputs > 1) {
+    if (count == kInputs - 1)
+      widened_int8_block<kRows, kInputs - 1>(wide, K, K32, b, out, out_stride);
+    else
+      widened_int8_partial_block<kRows, kInputs - 1>(count, wide, K, K32, b, out, out_stride);
+  }
+}
+
+// kRows rows against every input, kInt8Inputs at a time.
+template <int kRows>
+void widened_int8_rows(const int16_t* wide, int64_t M, int64_t K, int64_t K32, const int8_t* b,
+                       int32_t* out, int64_t out_stride) {
+  int64_t m = 0;
+  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
+    widened_int8_block<kRows, kInt8Inputs>(wide + m * K32, K, K32, b, out + m * out_stride,
+                                           out_stride);
+  if (m < M)
+    widened_int8_partial_block<kRows, kInt8Inputs>(M - m, wide + m * K32, K, K32, b,
+                                                   out + m * out_stride, out_stride);
+}
+
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
+                 int64_t last_row, int32_t* out, int64_t out_stride) {
+  const int64_t K32 = K / 32 * 32;
+  const int16_t* wide = widened_inputs(a, M, K, K32);
+  int64_t o = first_row;
+  for (; o + kInt8Rows <= last_row; o += kInt8Rows)
+    widened_int8_rows<kInt8Rows>(wide, M, K, K32, b + o * K, out + o, out_stride);
+  for (; o < last_row; ++o)
+    widened_int8_rows<1>(wide, M, K, K32, b + o * K, out + o, out_stride);
+  // The K % 32 values after the vector loop's, one by one.
+  if (K32 < K)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t r = first_row; r < last_row; ++r)
+        for (int64_t k = K32; k < K; ++k)
+          out[m * out_stride + r] += int32_t{a[m * K + k]} * int32_t{b[r * K + k]};
 }
 
 }  // namespace
