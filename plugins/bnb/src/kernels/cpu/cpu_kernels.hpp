@@ -134,7 +134,7 @@ enum class ScratchSlot {
   kCount
 };
 
-// The calling thread's buffer for `slot`: at least `bytes` bytes, 64-byte aligned, contents
+// The calling thread's buffer for `slot`: at least `bytes` bytes (never null), 64-byte aligned, contents
 // undefined, reused by the next call (page faults cost more than a small matmul). Kernel files use
 // this instead of std::vector, whose out-of-line code compiled with their ISA flags could replace
 // the other files' copies at link time.

@@ -23,10 +23,11 @@ struct Buffer {
 void* thread_scratch(ScratchSlot slot, size_t bytes) {
   thread_local Buffer buffers[static_cast<int>(ScratchSlot::kCount)];
   Buffer& buffer = buffers[static_cast<int>(slot)];
-  if (buffer.size < bytes) {
+  if (buffer.data == nullptr || buffer.size < bytes) {
     // Grown, never shrunk: the next call of the same size reuses the pages (a fresh allocation
-    // would fault them in again).
-    const size_t size = (bytes + 63) / 64 * 64;
+    // would fault them in again). Never null, even for 0 bytes: callers offset the pointer by
+    // products that may be 0 (an empty batch, K < one vector step).
+    const size_t size = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
     void* data = std::aligned_alloc(64, size);
     if (data == nullptr) throw std::bad_alloc();
     std::free(buffer.data);
