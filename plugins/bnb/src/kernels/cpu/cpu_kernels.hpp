@@ -134,10 +134,10 @@ enum class ScratchSlot {
   kCount
 };
 
-// The calling thread's buffer for `slot`: at least `bytes` bytes (never null), 64-byte aligned, contents
-// undefined, reused by the next call (page faults cost more than a small matmul). Kernel files use
-// this instead of std::vector, whose out-of-line code compiled with their ISA flags could replace
-// the other files' copies at link time.
+// The calling thread's buffer for `slot`: at least `bytes` bytes (never null), 64-byte aligned,
+// contents undefined, reused by the next call (page faults cost more than a small matmul). Kernel
+// files use this instead of std::vector, whose out-of-line code compiled with their ISA flags could
+// replace the other files' copies at link time.
 void* thread_scratch(ScratchSlot slot, size_t bytes);
 
 // The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_vnni|
