@@ -2,7 +2,8 @@
 // AVX-512 (F, BW, VL) when the processor has it (with AVX512-BF16 and VNNI: the avx512_bf16 set,
 // whose bfloat16 GEMV multiplies with vdpbf16ps and int8 matmul with vpdpbusd; with AMX-BF16 and
 // AMX-INT8 as well: the avx512_amx set, whose batched bfloat16 and int8 matmuls run on AMX tiles),
-// else AVX2 + FMA, else portable scalar code.
+// else AVX2 + FMA (with AVX-VNNI: the avx2_vnni set, whose int8 matmul uses 256-bit vpdpbusd), else
+// portable scalar code.
 // Every implementation computes the same bytes and (up to float summation order) the same sums;
 // tests run each one against the scalar reference.
 #pragma once
@@ -26,7 +27,8 @@ struct FourBitCodebook {
 constexpr int64_t kTileInputGroup = 16;
 
 struct CpuKernels {
-  const char* isa;  // "avx512_amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2", "scalar"
+  // "avx512_amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2_vnni", "avx2" or "scalar".
+  const char* isa;
 
   // Quantizes blocks [first_block, last_block) of x (n floats in all): absmax per block, codes by
   // the CUDA tree rules (all-zero block: 1/0 = inf, 0*inf = NaN, code 0), two codes per byte, the
@@ -140,8 +142,8 @@ enum class ScratchSlot {
 // replace the other files' copies at link time.
 void* thread_scratch(ScratchSlot slot, size_t bytes);
 
-// The best implementation this processor runs (QPLUG_BNB_ISA=scalar|avx2|avx512|avx512_vnni|
-// avx512_bf16|avx512_amx forces one).
+// The best implementation this processor runs (QPLUG_BNB_ISA forces one: scalar, avx2, avx2_vnni,
+// avx512, avx512_vnni, avx512_bf16 or avx512_amx).
 const CpuKernels& cpu_kernels();
 // A specific one; throws UnsupportedError if the processor lacks it.
 const CpuKernels& cpu_kernels(const std::string& isa);
@@ -153,6 +155,7 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
 
 const CpuKernels& scalar_kernels();
 const CpuKernels& avx2_kernels();
+const CpuKernels& avx2_vnni_kernels();
 const CpuKernels& avx512_kernels();
 const CpuKernels& avx512_vnni_kernels();
 const CpuKernels& avx512_bf16_kernels();

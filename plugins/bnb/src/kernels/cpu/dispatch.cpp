@@ -19,6 +19,9 @@ bool has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
          __builtin_cpu_supports("f16c");
 }
+bool has_avx2_vnni() {
+  return has_avx2() && __builtin_cpu_supports("avxvnni");
+}
 bool has_avx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
@@ -57,6 +60,7 @@ bool has_amx_bf16() {
 std::vector<std::string> available_isas() {
   std::vector<std::string> isas{"scalar"};
   if (has_avx2()) isas.push_back("avx2");
+  if (has_avx2_vnni()) isas.push_back("avx2_vnni");
   if (has_avx512()) isas.push_back("avx512");
   if (has_avx512_vnni()) isas.push_back("avx512_vnni");
   if (has_avx512_bf16()) isas.push_back("avx512_bf16");
@@ -67,6 +71,7 @@ std::vector<std::string> available_isas() {
 const CpuKernels& cpu_kernels(const std::string& isa) {
   if (isa == "scalar") return scalar_kernels();
   if (isa == "avx2" && has_avx2()) return avx2_kernels();
+  if (isa == "avx2_vnni" && has_avx2_vnni()) return avx2_vnni_kernels();
   if (isa == "avx512" && has_avx512()) return avx512_kernels();
   if (isa == "avx512_vnni" && has_avx512_vnni()) return avx512_vnni_kernels();
   if (isa == "avx512_bf16" && has_avx512_bf16()) return avx512_bf16_kernels();
