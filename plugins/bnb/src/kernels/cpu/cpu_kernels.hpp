@@ -150,6 +150,12 @@ const CpuKernels& cpu_kernels(const std::string& isa);
 // The ones this processor can run, best last.
 std::vector<std::string> available_isas();
 
+// out[m * out_stride + o] += sum_{first_k <= k < K} a[m, k] * b[o, k] for rows [first_row,
+// last_row) (kernels_scalar.cpp): the values after a vector int8 matmul's loop, which steps over
+// whole vectors of k.
+void add_int8_products(const int8_t* a, int64_t M, int64_t K, int64_t first_k, const int8_t* b,
+                       int64_t first_row, int64_t last_row, int32_t* out, int64_t out_stride);
+
 // The even/odd layout the scalar GEMV uses: per input, even elements then odd ones.
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);
 

@@ -125,12 +125,8 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
     int8_rows<kInt8Rows>(a_u, M, K, K32, b + o * K, out + o, out_stride);
   for (; o < last_row; ++o)
     int8_rows<1>(a_u, M, K, K32, b + o * K, out + o, out_stride);
-  // The K % 32 values after the vector loop's, one by one (AVX2 has no masked byte loads).
-  if (K32 < K)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t r = first_row; r < last_row; ++r)
-        for (int64_t k = K32; k < K; ++k)
-          out[m * out_stride + r] += int32_t{a[m * K + k]} * int32_t{b[r * K + k]};
+  // The K % 32 values after the vector loop's (AVX2 has no masked byte loads).
+  add_int8_products(a, M, K, K32, b, first_row, last_row, out, out_stride);
 }
 
 }  // namespace

@@ -122,13 +122,10 @@ void round_to_float16(const float* x, int64_t n, float* out) {
 
 void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
                  int64_t last_row, int32_t* out, int64_t out_stride) {
-  for (int64_t o = first_row; o < last_row; ++o)
-    for (int64_t m = 0; m < M; ++m) {
-      int32_t acc = 0;
-      for (int64_t k = 0; k < K; ++k)
-        acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
-      out[m * out_stride + o] = acc;
-    }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t o = first_row; o < last_row; ++o)
+      out[m * out_stride + o] = 0;
+  add_int8_products(a, M, K, 0, b, first_row, last_row, out, out_stride);
 }
 
 // Tiles in element order: the inputs are a plain copy.
@@ -137,6 +134,18 @@ void copy_inputs(const float* x, int64_t M, int64_t K, float* out) {
 }
 
 }  // namespace
+
+void add_int8_products(const int8_t* a, int64_t M, int64_t K, int64_t first_k, const int8_t* b,
+                       int64_t first_row, int64_t last_row, int32_t* out, int64_t out_stride) {
+  if (first_k >= K) return;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t o = first_row; o < last_row; ++o) {
+      int32_t acc = 0;
+      for (int64_t k = first_k; k < K; ++k)
+        acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
+      out[m * out_stride + o] += acc;
+    }
+}
 
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
   const int64_t half = K / 2;
