@@ -1,7 +1,6 @@
 // The bnb kernel sets the tests run: every one this processor runs natively and, where it has
-// AVX2, the AVX-512 sets compiled against SIMDe ("avx512_simde", "avx512_bf16_simde") and the
-// avx2_vnni set with vpdpbusd emulated ("avx2_vnni_emulated"), so that that code is tested on every
-// machine.
+// AVX2, the AVX-512 and AVX-VNNI sets compiled against SIMDe ("avx512_simde", "avx512_bf16_simde",
+// "avx2_vnni_simde"), so that their code is tested on every machine.
 #pragma once
 
 #include <string>
