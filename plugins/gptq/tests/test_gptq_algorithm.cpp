@@ -3,7 +3,6 @@
 // in its own way: dead columns, non-positive-definite Hessians, v1's zero >= 1 constraint, the MSE
 // search, and the bit widths the vectors do not cover.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -645,49 +644,6 @@ TEST(GptqCorners, AcceptsAnyFloatingWeightDtype) {
                         quantize_layer(ref.w, ref.h.clone(), o).q));
   EXPECT_TRUE(at::equal(quantize_layer(ref.w.to(at::kDouble), ref.h.to(at::kDouble), o).q,
                         quantize_layer(ref.w, ref.h.clone(), o).q));
-}
-
-// ---- Timing (printed, not asserted) -------------------------------------------------------------
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-TEST(GptqTiming, PrintsHessianAndSolveTimes) {
-  // A 4096x4096 layer when QPLUG_GPTQ_TIMING is set (the size the target is about);
-  // otherwise a small one, so the suite stays quick.
-  const bool full = std::getenv("QPLUG_GPTQ_TIMING") != nullptr;
-  const int64_t n = full ? 4096 : 1024;
-  const int64_t batches = 4, tokens = 512;
-  at::manual_seed(9);
-  const at::Tensor w = at::randn({n, n}) * 0.02;
-  const at::Tensor x = at::randn({batches, 1, tokens, n});
-
-  HessianAccumulator acc(n);
-  auto start = std::chrono::steady_clock::now();
-  for (int64_t b = 0; b < batches; ++b) {
-    acc.add_batch(x[b]);
-  }
-  const double batches_s = seconds_since(start);
-  start = std::chrono::steady_clock::now();
-  const at::Tensor h = acc.hessian().clone();  // the one-off mirror of the lower triangle
-  const double mirror_s = seconds_since(start);
-  std::printf(
-      "[ timing ] Hessian %lld cols: %.3f s for %lld tokens (%.2f s per 65536), %.3f s mirror\n",
-      static_cast<long long>(n), batches_s, static_cast<long long>(batches * tokens),
-      batches_s * 65536.0 / static_cast<double>(batches * tokens), mirror_s);
-
-  for (bool act : {false, true}) {
-    GptqOptions o;
-    o.sym = false;
-    o.act_order = act;
-    at::Tensor consumed = h.clone();
-    start = std::chrono::steady_clock::now();
-    const GptqResult r = quantize_layer(w, std::move(consumed), o);
-    std::printf("[ timing ] solve %lldx%lld, act_order %s: %.3f s\n", static_cast<long long>(n),
-                static_cast<long long>(n), act ? "on " : "off", seconds_since(start));
-    EXPECT_EQ(r.qint.size(1), n);
-  }
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 // The GPTQ and AWQ packers against the upstream vectors (gptq_awq_pack.safetensors, written by
 // AutoGPTQ QuantLinear.pack and AutoAWQ WQLinear_GEMM/GEMV.from_linear), against an independent
 // bit-by-bit packer on random shapes, and on the inputs they must refuse.
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <ostream>
 #include <string>
@@ -389,40 +387,6 @@ TEST(Malformed, AwqRefusesBadInputs) {
         awq_to_gptq_v1(qweight, pack_awq_gemm_zeros(at::ones({32, 2}, at::kByte)));
       },
       "qzeros");
-}
-
-// ---- speed
-// ------------------------------------------------------------------------------------------------
-
-TEST(Speed, PackingALlamaMlpLayerTakesWellUnderASecond) {
-#if defined(__SANITIZE_ADDRESS__) || !defined(NDEBUG)
-  GTEST_SKIP() << "timings only mean something in an optimised, uninstrumented build";
-#endif
-  const int64_t out = 11008, in = 4096;
-  const at::Tensor q = random_codes(out, in, 4, 7);
-  const at::Tensor z = random_codes(out, in / 128, 4, 8);
-  const auto time = [](const char* what, auto&& f) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("[ timing ] %s of 11008x4096: %.1f ms\n", what, s * 1e3);
-    EXPECT_LT(s, 0.5) << what;
-  };
-  at::Tensor gptq, awq;
-  time("pack_gptq_qweight 4-bit + qzeros", [&] {
-    gptq = pack_gptq_qweight(q, 4);
-    pack_gptq_qzeros(z, 4, true);
-  });
-  const at::Tensor q3 = q.bitwise_and(7);
-  time("pack_gptq_qweight 3-bit", [&] { pack_gptq_qweight(q3, 3); });
-  time("pack_awq_gemm + zeros", [&] {
-    awq = pack_awq_gemm(q);
-    pack_awq_gemm_zeros(z);
-  });
-  time("pack_awq_gemv", [&] { pack_awq_gemv(q); });
-  time("unpack_gptq_qweight", [&] { unpack_gptq_qweight(gptq, 4, in); });
-  time("awq_to_gptq_v1", [&] { awq_to_gptq_v1(awq, pack_awq_gemm_zeros(z)); });
 }
 
 }  // namespace
