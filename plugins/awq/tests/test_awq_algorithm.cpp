@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include <qplug/sdk/errors.hpp>
 
 #include "awq_algorithm.hpp"
+#include "thread_count.hpp"
 
 namespace qplug::awq {
 namespace {
@@ -62,6 +64,22 @@ TEST(AwqPseudoQuantize, FusedScaledFormIsBitIdenticalToTheTensorExpression) {
           << gs << " " << zero_point;
     }
   EXPECT_THROW(scaled_pseudo_quantize_into(w, at::ones({255}), 64, 4, true, out), KernelError);
+}
+
+// The fused form splits its rows between threads (16 per task): 100 rows are split unevenly on 2
+// and 3 threads, and each thread's own buffer of scaled values must not leak into another's rows.
+TEST(AwqPseudoQuantize, FusedScaledFormIsTheSameOnMoreThreads) {
+  at::manual_seed(3);
+  const at::Tensor w = at::randn({100, 256}) * 0.05;
+  const at::Tensor s = at::rand({256}) * 4 + 0.1;
+  for (bool zero_point : {true, false})
+    testing::expect_same_bits_on_more_threads(
+        [&] {
+          at::Tensor out;
+          scaled_pseudo_quantize_into(w, s, 64, 4, zero_point, out);
+          return std::vector<at::Tensor>{out};
+        },
+        zero_point ? "zero point" : "symmetric");
 }
 
 TEST(AwqPseudoQuantize, SymmetricWithoutZeroPoint) {

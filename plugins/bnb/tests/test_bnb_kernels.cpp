@@ -9,21 +9,17 @@
 
 #include <limits>
 
-#include "bnb_config.hpp"
+#include "bnb_test_layers.hpp"
 #include "eight_bit_kernel.hpp"
 #include "four_bit_kernel.hpp"
 #include "int8_activations.hpp"
 #include "kernels_under_test.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
+#include "thread_count.hpp"
 
 namespace qplug::bnb {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  at::Generator gen = at::detail::createCPUGenerator(seed);
-  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
-}
 
 double relative_error(const at::Tensor& got, const at::Tensor& want) {
   return ((got.to(at::kDouble) - want.to(at::kDouble)).norm() / want.to(at::kDouble).norm())
@@ -312,29 +308,6 @@ INSTANTIATE_TEST_SUITE_P(Isas, EveryIsa, ::testing::ValuesIn(isas_under_test()))
 
 // ---- the LinearKernel objects ---------------------------------------------------------------
 
-QuantConfig config(const std::string& method,
-                   std::initializer_list<std::pair<const char*, Value>> keys) {
-  Value raw = Value::map();
-  for (const auto& [k, v] : keys)
-    raw.set(k, v);
-  return make_schema(method).validate(raw);
-}
-
-std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Tensor& w,
-                                            const at::Tensor& bias) {
-  LinearKernelArgs args;
-  args.layer = "test.layer";
-  args.shape = {w.size(1), w.size(0), bias.defined()};
-  args.dtype = DType::F32;
-  args.config = &cfg;
-  auto kernel = cfg.quant_method() == "bitsandbytes_4bit" ? make_four_bit_kernel(args)
-                                                          : make_eight_bit_kernel(args);
-  kernel->load_tensor("weight", w);
-  if (bias.defined()) kernel->load_tensor("bias", bias);
-  kernel->process_weights_after_loading();
-  return kernel;
-}
-
 TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
   const QuantConfig cfg = config(
       "bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_use_double_quant", true}});
@@ -519,13 +492,6 @@ at::Tensor bitsandbytes_int8_linear(const at::Tensor& x, const at::Tensor& cb,
       .to(at::kHalf);
 }
 
-at::Tensor tensor_named(const LinearKernel& kernel, const std::string& name) {
-  for (const auto& [n, t] : kernel.tensors())
-    if (n == name) return t;
-  ADD_FAILURE() << "no tensor " << name;
-  return at::Tensor();
-}
-
 // Inputs where the outlier rules matter: column 7 has an outlier in row 0 only, and row 3's largest
 // value sits below the threshold in that same column (it counts towards row 3's absmax: only the
 // outlier elements are left out, not their columns); column 30 holds a value exactly at the
@@ -539,19 +505,9 @@ at::Tensor int8_test_inputs(int64_t M, int64_t K, uint64_t seed) {
   return x;
 }
 
-// LibTorch's thread count for a scope (the tests otherwise run on its default, one thread here).
-class ThreadCount {
- public:
-  explicit ThreadCount(int threads) { at::set_num_threads(threads); }
-  ~ThreadCount() { at::set_num_threads(before_); }
-
- private:
-  const int before_ = at::get_num_threads();
-};
-
 TEST(EightBitKernel, InferenceIsBitsandbytesBitForBit) {
   // The most inputs are split between two threads, whose outlier columns are merged.
-  const ThreadCount two_threads(2);
+  const testing::ThreadCount two_threads(2);
   const int64_t split_between_threads = 2 * kMinValuesPerThread / 128;
   const at::Tensor w = randn({48, 128}, 51) * 0.05, bias = randn({48}, 52);
   for (double threshold : {6.0, 2.5, 0.0})

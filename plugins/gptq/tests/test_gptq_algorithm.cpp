@@ -15,6 +15,7 @@
 
 #include "gptq_algorithm.hpp"
 #include "qplug/sdk/errors.hpp"
+#include "thread_count.hpp"
 #include "vectors.hpp"
 
 namespace qplug::gptq {
@@ -644,6 +645,32 @@ TEST(GptqCorners, AcceptsAnyFloatingWeightDtype) {
                         quantize_layer(ref.w, ref.h.clone(), o).q));
   EXPECT_TRUE(at::equal(quantize_layer(ref.w.to(at::kDouble), ref.h.to(at::kDouble), o).q,
                         quantize_layer(ref.w, ref.h.clone(), o).q));
+}
+
+// ---- Work split between threads -----------------------------------------------------------------
+
+// The Hessian's scaling splits its rows (64 per task) and the solve its rows in chunks of 64, each
+// thread with its own error buffer: 320 rows and 320 columns are split unevenly on 2 and 3
+// threads, and neither the Hessian nor any result may change. (Timings: bench/bench_gptq.)
+TEST(GptqThreads, HessianAndSolveGiveTheSameBitsOnMoreThreads) {
+  at::manual_seed(11);
+  const at::Tensor w = at::randn({320, 320}) * 0.02;
+  const at::Tensor x1 = at::randn({2, 64, 320}), x2 = at::randn({3, 64, 320});
+  for (const bool act_order : {false, true}) {
+    GptqOptions o;
+    o.sym = false;
+    o.act_order = act_order;
+    testing::expect_same_bits_on_more_threads(
+        [&] {
+          HessianAccumulator acc(320, /*tile=*/128);
+          acc.add_batch(x1);
+          acc.add_batch(x2);
+          const at::Tensor h = acc.hessian().clone();
+          const GptqResult r = quantize_layer(w, h.clone(), o);
+          return std::vector<at::Tensor>{h, r.qint, r.scale, r.zero, r.g_idx, r.q};
+        },
+        act_order ? "act-order" : "in order");
+  }
 }
 
 }  // namespace

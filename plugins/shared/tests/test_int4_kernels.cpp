@@ -3,6 +3,7 @@
 // on shapes with edges, and Int4Weight's batched matmul across several tiles, with and without an
 // act-order g_idx.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -12,6 +13,7 @@
 #include "int4/int4_weight.hpp"
 #include "int4_kernels_under_test.hpp"
 #include "packing.hpp"
+#include "thread_count.hpp"
 
 namespace qplug::int4 {
 namespace {
@@ -70,6 +72,24 @@ TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
   }
 }
 
+// Int4Weight splits the GEMV's outputs between threads at multiples of 16: every output must come
+// out with the same bits whether a range starts or ends next to it (where a full strip of 64
+// outputs would be cut into single tiles) or not.
+TEST_P(EveryInt4Isa, GemvGivesTheSameBitsForAnyRangeOfOutputs) {
+  const Int4Kernels& k = int4_kernels_under_test(GetParam());
+  const int64_t N = 200;
+  const RandomWeight w(256, N, 64, 3);
+  at::Generator gen = at::detail::createCPUGenerator(4);
+  for (int64_t M : {1, 2, 3, 4, 5, 8}) {
+    const at::Tensor x = at::randn({M, 256}, gen);
+    at::Tensor whole = at::zeros({M, N}), split = at::zeros({M, N});
+    k.gemv(w.view, x.data_ptr<float>(), M, 0, N, whole.data_ptr<float>(), N);
+    for (const auto& [first, last] : {std::pair<int64_t, int64_t>{0, 48}, {48, 112}, {112, N}})
+      k.gemv(w.view, x.data_ptr<float>(), M, first, last, split.data_ptr<float>(), N);
+    EXPECT_TRUE(at::equal(split, whole)) << GetParam() << " M=" << M;
+  }
+}
+
 TEST_P(EveryInt4Isa, DequantizesAnyTileOfTheTransposedWeight) {
   const Int4Kernels& k = int4_kernels_under_test(GetParam());
   const RandomWeight w(256, 40, 64, 3);
@@ -123,6 +143,29 @@ TEST(Int4Weight, BatchedMatmulMatchesTheDequantizedWeight) {
                                at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t())),
                 1e-6)
           << "M=" << M << (g_idx.equal(natural) ? "" : ", act-order");
+    }
+  }
+}
+
+// Int4Weight splits its GEMV (tasks of 16 outputs), its tiles (64 outputs) and its dequantize (64
+// inputs) between threads: 200 outputs and 640 inputs are split unevenly on 2 and 3 threads, and
+// the results must not depend on it.
+TEST(Int4Weight, SameBitsOnMoreThreads) {
+  const RandomWeight w(640, 200, 64, 9);
+  at::Generator gen = at::detail::createCPUGenerator(10);
+  const at::Tensor natural =
+      at::div(at::arange(640, at::TensorOptions().dtype(at::kInt)), 64, "floor");
+  const at::Tensor shuffled = natural.index_select(0, at::randperm(640, gen));
+  for (const at::Tensor& g_idx : {natural, shuffled}) {
+    const Int4Weight weight(w.qweight, w.zeros, w.scales, g_idx);
+    const std::string order = g_idx.equal(natural) ? "" : ", act-order";
+    testing::expect_same_bits_on_more_threads(
+        [&] { return std::vector<at::Tensor>{weight.dequantize()}; }, "dequantize" + order);
+    for (int64_t M : {1, 16, 40}) {
+      const at::Tensor x = at::randn({M, 640}, gen);
+      testing::expect_same_bits_on_more_threads(
+          [&] { return std::vector<at::Tensor>{weight.matmul(x)}; },
+          "M=" + std::to_string(M) + order);
     }
   }
 }

@@ -11,6 +11,7 @@
 
 #include "packing.hpp"
 #include "qplug/sdk/errors.hpp"
+#include "thread_count.hpp"
 #include "vectors.hpp"
 
 namespace qplug::packing {
@@ -387,6 +388,36 @@ TEST(Malformed, AwqRefusesBadInputs) {
         awq_to_gptq_v1(qweight, pack_awq_gemm_zeros(at::ones({32, 2}, at::kByte)));
       },
       "qzeros");
+}
+
+// ---- work split between threads
+// ------------------------------------------------------------------------
+
+// The packers and dequantizers split rows (and 8 x 8 transpose tiles) between threads: 544 x 1024
+// codes are split unevenly on 2 and 3 threads along both dimensions, and the bytes must not change.
+TEST(Threads, PackingGivesTheSameBytesOnMoreThreads) {
+  const int64_t out = 544, in = 1024, group = 128;
+  const at::Tensor q = random_codes(out, in, 4, 21), q3 = q.bitwise_and(7);
+  const at::Tensor z = random_codes(out, in / group, 4, 22);
+  at::Generator gen = at::detail::createCPUGenerator(23);
+  const at::Tensor scales = at::rand({in / group, out}, gen) * 0.1 + 0.01;
+  const at::Tensor g_idx = at::div(at::arange(in, at::kInt), group, "floor");
+  testing::expect_same_bits_on_more_threads(
+      [&] {
+        const at::Tensor gptq = pack_gptq_qweight(q, 4), gptq_zeros = pack_gptq_qzeros(z, 4, true);
+        const at::Tensor awq = pack_awq_gemm(q), awq_zeros = pack_awq_gemm_zeros(z);
+        return std::vector<at::Tensor>{gptq,
+                                       gptq_zeros,
+                                       pack_gptq_qweight(q3, 3),
+                                       unpack_gptq_qweight(gptq, 4, in),
+                                       dequantize_gptq(gptq, gptq_zeros, scales, g_idx, 4, true),
+                                       awq,
+                                       unpack_awq_gemm(awq),
+                                       dequantize_awq_gemm(awq, awq_zeros, scales, group),
+                                       pack_awq_gemv(q),
+                                       awq_to_gptq_v1(awq, awq_zeros).qweight};
+      },
+      "packing");
 }
 
 }  // namespace

@@ -18,14 +18,22 @@ inline __m512 nibble(__m512i words, int k, __m512 values) {
   return _mm512_permutexvar_ps(k == 0 ? words : _mm512_srli_epi32(words, 4 * k), values);
 }
 
+// How many tiles of 16 outputs gemv multiplies side by side for kInputs inputs: 4 for 1-2 inputs,
+// 2 for 3-4 (so that the accumulators stay in registers).
+template <int kInputs>
+constexpr int kStripTiles = kInputs <= 2 ? 4 : 2;
+
 // kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row). Each
 // input's products go to kSplit accumulators per tile (alternating over a word's 8 inputs), two
-// when kInputs * kTiles alone gives fewer than 8 independent FMA chains: one tile with one chain
-// per input waited on the FMA latency at every step and read ~9 GB/s, a quarter of this speed.
+// when a full strip gives fewer than 8 independent FMA chains: one tile with one chain per input
+// waited on the FMA latency at every step and read ~9 GB/s, a quarter of this speed. kSplit
+// follows the full strip even where fewer tiles are multiplied (a range's edges), so an output's
+// products are added in the same order whichever shape computes it: the results do not change
+// with where the outputs are split between threads.
 template <int kInputs, int kTiles>
 void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
                 int64_t y_stride) {
-  constexpr int kSplit = kInputs * kTiles >= 8 ? 1 : 2;
+  constexpr int kSplit = kInputs * kStripTiles<kInputs> >= 8 ? 1 : 2;
   const int64_t groups = w.in / w.group_size;
   static const float kCodeValues[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const __m512 values = _mm512_loadu_ps(kCodeValues);
@@ -100,8 +108,7 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
     const float* sm = sums.data() + m0 * groups;
     float* ym = y + m0 * y_stride;
     int64_t o = first;
-    // 64 outputs at a time: 4 tiles for 1-2 inputs, two strips of 2 tiles for 3-4 (so that the
-    // accumulators stay in registers); then single tiles.
+    // 64 outputs at a time (kStripTiles: one strip of 4 tiles, or two of 2); then single tiles.
     for (; o + 64 <= last; o += 64)
       if (inputs <= 2) {
         gemv_strips<4>(w, xm, sm, inputs, o, ym, y_stride);

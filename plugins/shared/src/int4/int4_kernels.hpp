@@ -26,7 +26,9 @@ struct Int4View {
 struct Int4Kernels {
   const char* isa;
   // y[m, o] = sum_g scale[g, o] * (sum_{j in g} x[m, j] q[j, o]) - zero_scale[g, o] * sum_{j in g}
-  // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs.
+  // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs. Each
+  // output's sums are added in an order that depends on its index alone, not on the range it is
+  // computed in, so splitting the outputs between threads does not change a bit.
   void (*gemv)(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
                int64_t y_stride);
   // W^T [in, out] dequantized, scale * (q - zero), for inputs j in [first_in, last_in) and outputs
