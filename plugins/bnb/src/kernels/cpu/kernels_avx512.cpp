@@ -599,30 +599,30 @@ void int8_block(const uint8_t* a_u, const int8_t* b, int64_t K, const uint32_t* 
     }
 }
 
+// int8_block for the last `count` (< kInputs) inputs.
+template <int kRows, int kInputs>
+void int8_partial_block(int64_t count, const uint8_t* a_u, const int8_t* b, int64_t K,
+                        const uint32_t* row_sums, int32_t* out, int64_t out_stride) {
+  if constexpr (kInputs > 1) {
+    if (count == kInputs - 1)
+      int8_block<kRows, kInputs - 1>(a_u, b, K, row_sums, out, out_stride);
+    else
+      int8_partial_block<kRows, kInputs - 1>(count, a_u, b, K, row_sums, out, out_stride);
+  }
+}
+
 // kRows rows against every input, kInt8Inputs at a time.
 template <int kRows>
 void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, const int8_t* b, int32_t* out,
                int64_t out_stride) {
   uint32_t row_sums[kRows];
   int8_row_sums<kRows>(b, K, row_sums);
-  for (int64_t m0 = 0; m0 < M; m0 += kInt8Inputs) {
-    const uint8_t* x = a_u + m0 * K;
-    int32_t* o = out + m0 * out_stride;
-    switch (std::min<int64_t>(kInt8Inputs, M - m0)) {
-      case 1:
-        int8_block<kRows, 1>(x, b, K, row_sums, o, out_stride);
-        break;
-      case 2:
-        int8_block<kRows, 2>(x, b, K, row_sums, o, out_stride);
-        break;
-      case 3:
-        int8_block<kRows, 3>(x, b, K, row_sums, o, out_stride);
-        break;
-      default:
-        int8_block<kRows, 4>(x, b, K, row_sums, o, out_stride);
-        break;
-    }
-  }
+  int64_t m = 0;
+  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
+    int8_block<kRows, kInt8Inputs>(a_u + m * K, b, K, row_sums, out + m * out_stride, out_stride);
+  if (m < M)
+    int8_partial_block<kRows, kInt8Inputs>(M - m, a_u + m * K, b, K, row_sums, out + m * out_stride,
+                                           out_stride);
 }
 
 // Each thread of the layer's parallel loop shifts all M x K inputs itself (512 KiB at M = 128, K =
