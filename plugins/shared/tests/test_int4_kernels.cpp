@@ -126,14 +126,21 @@ TEST_P(EveryInt4Isa, TileMultiplyMatchesDenseMath) {
 
 INSTANTIATE_TEST_SUITE_P(Isas, EveryInt4Isa, ::testing::ValuesIn(int4_isas_under_test()));
 
+// The g_idx of `in` inputs in groups of `group_size`: in order, and shuffled as act-order leaves
+// it (inputs sent to their groups out of order).
+std::pair<at::Tensor, at::Tensor> natural_and_act_order_g_idx(int64_t in, int64_t group_size,
+                                                              at::Generator& gen) {
+  const at::Tensor natural =
+      at::div(at::arange(in, at::TensorOptions().dtype(at::kInt)), group_size, "floor");
+  return {natural, natural.index_select(0, at::randperm(in, gen))};
+}
+
 // Batches above the GEMV's 16 rows take dequantized tiles of 256 inputs x 64 outputs: 640 inputs
 // and 104 outputs cross both tile edges. The act-order g_idx sends inputs to groups out of order.
 TEST(Int4Weight, BatchedMatmulMatchesTheDequantizedWeight) {
   const RandomWeight w(640, 104, 64, 7);
   at::Generator gen = at::detail::createCPUGenerator(8);
-  const at::Tensor natural =
-      at::div(at::arange(640, at::TensorOptions().dtype(at::kInt)), 64, "floor");
-  const at::Tensor shuffled = natural.index_select(0, at::randperm(640, gen));
+  const auto [natural, shuffled] = natural_and_act_order_g_idx(640, 64, gen);
   for (const at::Tensor& g_idx : {natural, shuffled}) {
     const Int4Weight weight(w.qweight, w.zeros, w.scales, g_idx);
     const at::Tensor dense = weight.dequantize();
@@ -153,9 +160,7 @@ TEST(Int4Weight, BatchedMatmulMatchesTheDequantizedWeight) {
 TEST(Int4Weight, SameBitsOnMoreThreads) {
   const RandomWeight w(640, 200, 64, 9);
   at::Generator gen = at::detail::createCPUGenerator(10);
-  const at::Tensor natural =
-      at::div(at::arange(640, at::TensorOptions().dtype(at::kInt)), 64, "floor");
-  const at::Tensor shuffled = natural.index_select(0, at::randperm(640, gen));
+  const auto [natural, shuffled] = natural_and_act_order_g_idx(640, 64, gen);
   for (const at::Tensor& g_idx : {natural, shuffled}) {
     const Int4Weight weight(w.qweight, w.zeros, w.scales, g_idx);
     const std::string order = g_idx.equal(natural) ? "" : ", act-order";
