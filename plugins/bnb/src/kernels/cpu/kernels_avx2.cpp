@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/input_blocks.hpp"
 
 namespace qplug::bnb {
 
@@ -517,28 +518,14 @@ void int8_block(const int16_t* wide, int64_t K, int64_t K16, const int8_t* b, in
       out[i * out_stride + r] = lane_sum(acc[r][i]);
 }
 
-// int8_block for the last `count` (< kInputs) inputs.
-template <int kRows, int kInputs>
-void int8_partial_block(int64_t count, const int16_t* wide, int64_t K, int64_t K16, const int8_t* b,
-                        int32_t* out, int64_t out_stride) {
-  if constexpr (kInputs > 1) {
-    if (count == kInputs - 1)
-      int8_block<kRows, kInputs - 1>(wide, K, K16, b, out, out_stride);
-    else
-      int8_partial_block<kRows, kInputs - 1>(count, wide, K, K16, b, out, out_stride);
-  }
-}
-
 // kRows rows against every input, kInt8Inputs at a time.
 template <int kRows>
 void int8_rows(const int16_t* wide, int64_t M, int64_t K, int64_t K16, const int8_t* b,
                int32_t* out, int64_t out_stride) {
-  int64_t m = 0;
-  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
-    int8_block<kRows, kInt8Inputs>(wide + m * K16, K, K16, b, out + m * out_stride, out_stride);
-  if (m < M)
-    int8_partial_block<kRows, kInt8Inputs>(M - m, wide + m * K16, K, K16, b, out + m * out_stride,
-                                           out_stride);
+  for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
+    int8_block<kRows, decltype(inputs)::value>(wide + m * K16, K, K16, b, out + m * out_stride,
+                                               out_stride);
+  });
 }
 
 void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,

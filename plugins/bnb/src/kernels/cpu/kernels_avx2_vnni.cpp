@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/input_blocks.hpp"
 
 namespace qplug::bnb {
 
@@ -87,31 +88,16 @@ void int8_block(const uint8_t* a_u, int64_t K, int64_t K32, const int8_t* b,
           static_cast<int32_t>(lane_sum(acc[r * kInputs + i]) - 128u * row_sums[r]);
 }
 
-// int8_block for the last `count` (< kInputs) inputs.
-template <int kRows, int kInputs>
-void int8_partial_block(int64_t count, const uint8_t* a_u, int64_t K, int64_t K32, const int8_t* b,
-                        const uint32_t* row_sums, int32_t* out, int64_t out_stride) {
-  if constexpr (kInputs > 1) {
-    if (count == kInputs - 1)
-      int8_block<kRows, kInputs - 1>(a_u, K, K32, b, row_sums, out, out_stride);
-    else
-      int8_partial_block<kRows, kInputs - 1>(count, a_u, K, K32, b, row_sums, out, out_stride);
-  }
-}
-
 // kRows rows against every input, kInt8Inputs at a time.
 template <int kRows>
 void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, int64_t K32, const int8_t* b, int32_t* out,
                int64_t out_stride) {
   uint32_t row_sums[kRows];
   int8_row_sums<kRows>(b, K, K32, row_sums);
-  int64_t m = 0;
-  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
-    int8_block<kRows, kInt8Inputs>(a_u + m * K32, K, K32, b, row_sums, out + m * out_stride,
-                                   out_stride);
-  if (m < M)
-    int8_partial_block<kRows, kInt8Inputs>(M - m, a_u + m * K32, K, K32, b, row_sums,
-                                           out + m * out_stride, out_stride);
+  for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
+    int8_block<kRows, decltype(inputs)::value>(a_u + m * K32, K, K32, b, row_sums,
+                                               out + m * out_stride, out_stride);
+  });
 }
 
 // Each thread of the layer's parallel loop shifts all M inputs itself: microseconds against

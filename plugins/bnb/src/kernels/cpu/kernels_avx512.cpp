@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels/cpu/input_blocks.hpp"
 
 namespace qplug::bnb {
 
@@ -599,30 +600,16 @@ void int8_block(const uint8_t* a_u, const int8_t* b, int64_t K, const uint32_t* 
     }
 }
 
-// int8_block for the last `count` (< kInputs) inputs.
-template <int kRows, int kInputs>
-void int8_partial_block(int64_t count, const uint8_t* a_u, const int8_t* b, int64_t K,
-                        const uint32_t* row_sums, int32_t* out, int64_t out_stride) {
-  if constexpr (kInputs > 1) {
-    if (count == kInputs - 1)
-      int8_block<kRows, kInputs - 1>(a_u, b, K, row_sums, out, out_stride);
-    else
-      int8_partial_block<kRows, kInputs - 1>(count, a_u, b, K, row_sums, out, out_stride);
-  }
-}
-
 // kRows rows against every input, kInt8Inputs at a time.
 template <int kRows>
 void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, const int8_t* b, int32_t* out,
                int64_t out_stride) {
   uint32_t row_sums[kRows];
   int8_row_sums<kRows>(b, K, row_sums);
-  int64_t m = 0;
-  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
-    int8_block<kRows, kInt8Inputs>(a_u + m * K, b, K, row_sums, out + m * out_stride, out_stride);
-  if (m < M)
-    int8_partial_block<kRows, kInt8Inputs>(M - m, a_u + m * K, b, K, row_sums, out + m * out_stride,
-                                           out_stride);
+  for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
+    int8_block<kRows, decltype(inputs)::value>(a_u + m * K, b, K, row_sums, out + m * out_stride,
+                                               out_stride);
+  });
 }
 
 // Each thread of the layer's parallel loop shifts all M x K inputs itself (512 KiB at M = 128, K =
@@ -680,29 +667,14 @@ void widened_int8_block(const int16_t* wide, int64_t K, int64_t K32, const int8_
       out[i * out_stride + r] = static_cast<int32_t>(lane_sum(acc[r][i]));
 }
 
-// widened_int8_block for the last `count` (< kInputs) inputs.
-template <int kRows, int kInputs>
-void widened_int8_partial_block(int64_t count, const int16_t* wide, int64_t K, int64_t K32,
-                                const int8_t* b, int32_t* out, int64_t out_stride) {
-  if constexpr (kInputs > 1) {
-    if (count == kInputs - 1)
-      widened_int8_block<kRows, kInputs - 1>(wide, K, K32, b, out, out_stride);
-    else
-      widened_int8_partial_block<kRows, kInputs - 1>(count, wide, K, K32, b, out, out_stride);
-  }
-}
-
 // kRows rows against every input, kInt8Inputs at a time.
 template <int kRows>
 void widened_int8_rows(const int16_t* wide, int64_t M, int64_t K, int64_t K32, const int8_t* b,
                        int32_t* out, int64_t out_stride) {
-  int64_t m = 0;
-  for (; m + kInt8Inputs <= M; m += kInt8Inputs)
-    widened_int8_block<kRows, kInt8Inputs>(wide + m * K32, K, K32, b, out + m * out_stride,
-                                           out_stride);
-  if (m < M)
-    widened_int8_partial_block<kRows, kInt8Inputs>(M - m, wide + m * K32, K, K32, b,
-                                                   out + m * out_stride, out_stride);
+  for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
+    widened_int8_block<kRows, decltype(inputs)::value>(wide + m * K32, K, K32, b,
+                                                       out + m * out_stride, out_stride);
+  });
 }
 
 void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
