@@ -303,10 +303,34 @@ struct Bf16Chunks {
   }
 };
 
-template <int kCount, typename Chunks>
-void gemv_rows(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t K,
-               const uint8_t* packed, const float* absmax, int64_t blocksize, int64_t first_row,
-               int64_t last_row, float* y, int64_t y_stride) {
+// Where a whole chunk's lanes find their absmax, one type per blocksize class so that the chunk
+// loop holds no branch on the blocksize. `first`: the chunk's flat element index.
+struct OneBlockPerChunk {  // blocksize >= 128
+  int block_shift;
+  __m512 of(const float* absmax, int64_t first) const {
+    return _mm512_set1_ps(absmax[first >> block_shift]);
+  }
+};
+struct TwoBlocksPerChunk {  // blocksize 64: lanes 0-7 and 8-15
+  __m512 of(const float* absmax, int64_t first) const {
+    const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i pair = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(absmax + (first >> 6)));
+    return _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_castsi128_ps(pair)));
+  }
+};
+struct FourBlocksPerChunk {  // blocksize 32: lanes 4b..4b+3 in block b
+  __m512 of(const float* absmax, int64_t first) const {
+    const __m512i lane_block = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(lane_block,
+                                 _mm512_castps128_ps512(_mm_loadu_ps(absmax + (first >> 5))));
+  }
+};
+
+template <int kCount, typename Chunks, typename WholeChunkScales>
+void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole,
+               const typename Chunks::Input* x_arranged, int64_t K, const uint8_t* packed,
+               const float* absmax, int64_t blocksize, int64_t first_row, int64_t last_row,
+               float* y, int64_t y_stride) {
   const ChunkScales scales(blocksize);
   const int64_t full_end = K / kChunk * kChunk;
   for (int64_t o = first_row; o < last_row; ++o) {
@@ -317,7 +341,7 @@ void gemv_rows(const Chunks& chunks, const typename Chunks::Input* x_arranged, i
     for (int64_t c0 = 0; c0 < full_end; c0 += kChunk) {
       prefetch_ahead(row_bytes + c0 / 2);
       chunks.template add<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk,
-                                        scales.of(absmax, o * K + c0, kChunk), row);
+                                        whole.of(absmax, o * K + c0), row);
     }
     if (full_end < K)
       chunks.template add<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
@@ -328,28 +352,51 @@ void gemv_rows(const Chunks& chunks, const typename Chunks::Input* x_arranged, i
   }
 }
 
-// All M inputs, up to kInputs at a time sharing one decode of the weights.
-template <typename Chunks>
-void gemv_inputs(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t M,
-                 int64_t K, const uint8_t* packed, const float* absmax, int64_t blocksize,
-                 int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+template <typename Chunks, typename WholeChunkScales>
+void gemv_inputs_with(const Chunks& chunks, const WholeChunkScales& whole,
+                      const typename Chunks::Input* x_arranged, int64_t M, int64_t K,
+                      const uint8_t* packed, const float* absmax, int64_t blocksize,
+                      int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
   for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
     const auto* x = x_arranged + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
       case 1:
-        gemv_rows<1>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        gemv_rows<1>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
+                     y_stride);
         break;
       case 2:
-        gemv_rows<2>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        gemv_rows<2>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
+                     y_stride);
         break;
       case 3:
-        gemv_rows<3>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        gemv_rows<3>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
+                     y_stride);
         break;
       default:
-        gemv_rows<4>(chunks, x, K, packed, absmax, blocksize, first_row, last_row, out, y_stride);
+        gemv_rows<4>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
+                     y_stride);
         break;
     }
+  }
+}
+
+template <typename Chunks>
+void gemv_inputs(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t M,
+                 int64_t K, const uint8_t* packed, const float* absmax, int64_t blocksize,
+                 int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+  if (blocksize >= kChunk) {
+    int shift = 0;
+    while ((int64_t{1} << shift) < blocksize)
+      ++shift;
+    gemv_inputs_with(chunks, OneBlockPerChunk{shift}, x_arranged, M, K, packed, absmax, blocksize,
+                     first_row, last_row, y, y_stride);
+  } else if (blocksize == 64) {
+    gemv_inputs_with(chunks, TwoBlocksPerChunk{}, x_arranged, M, K, packed, absmax, blocksize,
+                     first_row, last_row, y, y_stride);
+  } else {
+    gemv_inputs_with(chunks, FourBlocksPerChunk{}, x_arranged, M, K, packed, absmax, blocksize,
+                     first_row, last_row, y, y_stride);
   }
 }
 
