@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "bnb_test_layers.hpp"
@@ -79,16 +80,19 @@ TEST_P(EveryIsa, TiesGoToTheLowerCodeAsOnTheGpu) {
 }
 
 // Row lengths for a blocksize: whole chunks of 128 (the AVX-512 GEMVs' step) and, where the
-// blocksize allows, rows that end in a shorter chunk of 32, 64 or 96.
+// blocksize allows, rows that end in a shorter chunk of 32, 64 or 96. Rows are whole blocks, as
+// the layer asks of the GEMV.
 std::vector<int64_t> gemv_row_lengths(int64_t bs) {
   if (bs == 32) return {512, 544, 576, 608};
   if (bs == 64) return {512, 576};
-  return {512, 768};
+  return {std::max<int64_t>(512, bs), std::max<int64_t>(768, 3 * bs)};
 }
 
+// Every class of the AVX-512 GEMV's chunk loop: 4 blocks per chunk (32), 2 (64), one for a chunk
+// that is exactly a block (128) and for chunks inside larger blocks (256, 1024).
 TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
   const CpuKernels& k = kernels_under_test(GetParam());
-  for (int64_t bs : {32, 64, 256})
+  for (int64_t bs : {32, 64, 128, 256, 1024})
     for (int64_t K : gemv_row_lengths(bs))
       for (int64_t M : {1, 2, 3, 4, 5, 9}) {
         const int64_t N = 48;

@@ -186,14 +186,17 @@ void arrange_word_nibbles_bf16(const float* x, int64_t M, int64_t K, float* out)
   arrange_runs<4>(x, M, K, reinterpret_cast<uint16_t*>(out), high_half);
 }
 
-// The absmax of each fp32 lane of a chunk (lane d: elements 8d..8d+7): one block for blocksize
-// >= 128, else 128 / blocksize of them. Blocksizes are powers of 2, so block numbers are shifts.
-struct ChunkScales {
+// The absmax of each fp32 lane (lane d: elements 8d..8d+7) of a row's last chunk when it is shorter
+// than 128 (32, 64 or 96 weights, K % 128 != 0): one block for blocksize >= 128, else size /
+// blocksize of them, copied so that nothing past the row's last absmax is read (whole chunks use
+// the loads of OneBlockPerChunk and the like below). Blocksizes are powers of 2, so block numbers
+// are shifts.
+struct TailChunkScales {
   __m512i lane_block;  // block of lane d, relative to the chunk's first
   int64_t blocksize;
   int block_shift;  // log2(blocksize)
 
-  explicit ChunkScales(int64_t bs) : blocksize(bs), block_shift(0) {
+  explicit TailChunkScales(int64_t bs) : blocksize(bs), block_shift(0) {
     while ((int64_t{1} << block_shift) < bs)
       ++block_shift;
     // lanes per block: blocksize / 8
@@ -205,19 +208,9 @@ struct ChunkScales {
   __m512 of(const float* absmax, int64_t first, int64_t size) const {
     const int64_t block = first >> block_shift;
     if (blocksize >= kChunk) return _mm512_set1_ps(absmax[block]);
-    // Plain loads for whole chunks: a masked load stalls the stream of cold weights.
-    const int64_t blocks = size >> block_shift;
-    __m128 loaded;
-    if (blocks == 4)
-      loaded = _mm_loadu_ps(absmax + block);
-    else if (blocks == 2)
-      loaded = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(absmax + block)));
-    else {  // 1 or 3 blocks: a row's last chunk
-      alignas(16) float tail[4] = {};
-      std::copy_n(absmax + block, blocks, tail);
-      loaded = _mm_load_ps(tail);
-    }
-    return _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(loaded));
+    alignas(16) float blocks[4] = {};
+    std::copy_n(absmax + block, size >> block_shift, blocks);
+    return _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_load_ps(blocks)));
   }
 };
 
@@ -327,11 +320,10 @@ struct FourBlocksPerChunk {  // blocksize 32: lanes 4b..4b+3 in block b
 };
 
 template <int kCount, typename Chunks, typename WholeChunkScales>
-void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole,
+void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailChunkScales& tail,
                const typename Chunks::Input* x_arranged, int64_t K, const uint8_t* packed,
-               const float* absmax, int64_t blocksize, int64_t first_row, int64_t last_row,
-               float* y, int64_t y_stride) {
-  const ChunkScales scales(blocksize);
+               const float* absmax, int64_t first_row, int64_t last_row, float* y,
+               int64_t y_stride) {
   const int64_t full_end = K / kChunk * kChunk;
   for (int64_t o = first_row; o < last_row; ++o) {
     __m512 row[kCount];
@@ -346,58 +338,53 @@ void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole,
     if (full_end < K)
       chunks.template add<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
                                          K - full_end,
-                                         scales.of(absmax, o * K + full_end, K - full_end), row);
+                                         tail.of(absmax, o * K + full_end, K - full_end), row);
     for (int m = 0; m < kCount; ++m)
       y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
   }
 }
 
+// All M inputs, up to kInputs at a time sharing one decode of the weights.
 template <typename Chunks, typename WholeChunkScales>
 void gemv_inputs_with(const Chunks& chunks, const WholeChunkScales& whole,
-                      const typename Chunks::Input* x_arranged, int64_t M, int64_t K,
-                      const uint8_t* packed, const float* absmax, int64_t blocksize,
+                      const TailChunkScales& tail, const typename Chunks::Input* x_arranged,
+                      int64_t M, int64_t K, const uint8_t* packed, const float* absmax,
                       int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
   for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
     const auto* x = x_arranged + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
       case 1:
-        gemv_rows<1>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
-                     y_stride);
+        gemv_rows<1>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
         break;
       case 2:
-        gemv_rows<2>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
-                     y_stride);
+        gemv_rows<2>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
         break;
       case 3:
-        gemv_rows<3>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
-                     y_stride);
+        gemv_rows<3>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
         break;
       default:
-        gemv_rows<4>(chunks, whole, x, K, packed, absmax, blocksize, first_row, last_row, out,
-                     y_stride);
+        gemv_rows<4>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
         break;
     }
   }
 }
 
+// Picks the whole-chunk scales of the blocksize's class once, outside every loop.
 template <typename Chunks>
 void gemv_inputs(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t M,
                  int64_t K, const uint8_t* packed, const float* absmax, int64_t blocksize,
                  int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
-  if (blocksize >= kChunk) {
-    int shift = 0;
-    while ((int64_t{1} << shift) < blocksize)
-      ++shift;
-    gemv_inputs_with(chunks, OneBlockPerChunk{shift}, x_arranged, M, K, packed, absmax, blocksize,
+  const TailChunkScales tail(blocksize);
+  if (blocksize >= kChunk)
+    gemv_inputs_with(chunks, OneBlockPerChunk{tail.block_shift}, tail, x_arranged, M, K, packed,
+                     absmax, first_row, last_row, y, y_stride);
+  else if (blocksize == 64)
+    gemv_inputs_with(chunks, TwoBlocksPerChunk{}, tail, x_arranged, M, K, packed, absmax, first_row,
+                     last_row, y, y_stride);
+  else
+    gemv_inputs_with(chunks, FourBlocksPerChunk{}, tail, x_arranged, M, K, packed, absmax,
                      first_row, last_row, y, y_stride);
-  } else if (blocksize == 64) {
-    gemv_inputs_with(chunks, TwoBlocksPerChunk{}, x_arranged, M, K, packed, absmax, blocksize,
-                     first_row, last_row, y, y_stride);
-  } else {
-    gemv_inputs_with(chunks, FourBlocksPerChunk{}, x_arranged, M, K, packed, absmax, blocksize,
-                     first_row, last_row, y, y_stride);
-  }
 }
 
 void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
