@@ -74,6 +74,14 @@ class EightBitKernel final : public CpuLinearKernel {
     if (!codes_.defined()) fail("weight", "missing tensor");
     if (!scb_.defined()) fail("SCB", "missing tensor of a bitsandbytes 8-bit layer");
     if (args_.shape.has_bias && !bias_.defined()) fail("bias", "missing tensor");
+    // Each weight row's sum, which the VNNI matmuls need on every call: once here instead.
+    const int64_t rows = args_.shape.out_features, K = args_.shape.in_features;
+    row_sums_ = at::empty({rows}, at::TensorOptions().dtype(at::kInt));
+    const int8_t* codes = codes_.data_ptr<int8_t>();
+    int32_t* sums = row_sums_.data_ptr<int32_t>();
+    at::parallel_for(0, rows, 64, [&](int64_t first, int64_t last) {
+      int8_row_sums(codes, K, first, last, sums);
+    });
   }
 
   // MatMul8bitLt's inference path: int8_vectorwise_quant of the inputs, then
@@ -83,16 +91,19 @@ class EightBitKernel final : public CpuLinearKernel {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
     const at::Tensor x2 = x.reshape({-1, K});
     const int64_t M = x2.size(0);
+    if (!row_sums_.defined())
+      fail("weight", "used before process_weights_after_loading, which prepares it");
     const Int8Activations a = quantize_int8_activations(x2, threshold_, kernels_);
     at::Tensor acc = at::empty({M, N}, at::TensorOptions().dtype(at::kInt));
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     const int8_t* cb = codes_.data_ptr<int8_t>();
+    const int32_t* row_sums = row_sums_.data_ptr<int32_t>();
     const float* scb = scb_.data_ptr<float>();
     const float* bias = bias_f32_.defined() ? bias_f32_.data_ptr<float>() : nullptr;
     int32_t* sums = acc.data_ptr<int32_t>();
     float* out = y.data_ptr<float>();
     at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
-      kernels_.int8_matmul(a.codes, M, K, cb, first, last, sums, N);
+      kernels_.int8_matmul(a.codes, M, K, cb, row_sums, first, last, sums, N);
       // int8_mm_dequant: sum * (row scale * SCB) / (127 * 127) + bias, in float32.
       for (int64_t m = 0; m < M; ++m)
         for (int64_t o = first; o < last; ++o) {
@@ -152,6 +163,7 @@ class EightBitKernel final : public CpuLinearKernel {
   float threshold_;
   const CpuKernels& kernels_;
   at::Tensor codes_;
+  at::Tensor row_sums_;  // sum_k codes_[o, k], int32: the int8_matmul's row_sums
   at::Tensor scb_;
   at::Tensor bias_f32_;  // the bias in float32, as the output adds it
 };

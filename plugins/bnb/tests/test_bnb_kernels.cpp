@@ -258,9 +258,14 @@ TEST_P(EveryIsa, Int8MatmulIsExactInteger) {
         a.fill_(-127);
         b.fill_(127);
       }
+      // The row sums a loaded layer computes once, checked against LibTorch's.
+      at::Tensor row_sums = at::empty({c.rows}, at::TensorOptions().dtype(at::kInt));
+      int8_row_sums(b.data_ptr<int8_t>(), c.K, 0, c.rows, row_sums.data_ptr<int32_t>());
+      ASSERT_TRUE(at::equal(row_sums.to(at::kLong), b.to(at::kLong).sum(1)));
       at::Tensor out = at::full({c.M, c.rows}, 7, at::TensorOptions().dtype(at::kInt));
-      k.int8_matmul(a.data_ptr<int8_t>(), c.M, c.K, b.data_ptr<int8_t>(), c.first_row, c.last_row,
-                    out.data_ptr<int32_t>(), c.rows);
+      k.int8_matmul(a.data_ptr<int8_t>(), c.M, c.K, b.data_ptr<int8_t>(),
+                    row_sums.data_ptr<int32_t>(), c.first_row, c.last_row, out.data_ptr<int32_t>(),
+                    c.rows);
       const int64_t count = c.last_row - c.first_row;
       const at::Tensor want =
           at::matmul(a.to(at::kLong), b.narrow(0, c.first_row, count).to(at::kLong).t());

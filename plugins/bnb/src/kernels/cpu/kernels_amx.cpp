@@ -314,16 +314,19 @@ void int8_matmul_tiles(const int8_t* inputs, int64_t M, int64_t K, const int8_t*
 }
 
 // The VNNI matmul of the avx512_bf16 set, for what the tiles leave.
-void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                      int64_t last_row, int32_t* out, int64_t out_stride) {
-  avx512_bf16_kernels().int8_matmul(a, M, K, b, first_row, last_row, out, out_stride);
+void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
+                      const int32_t* row_sums, int64_t first_row, int64_t last_row, int32_t* out,
+                      int64_t out_stride) {
+  avx512_bf16_kernels().int8_matmul(a, M, K, b, row_sums, first_row, last_row, out, out_stride);
 }
 
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
+// Signed by signed bytes on the tiles (tdpbssd): only the rows left to the VNNI matmul need their
+// sums.
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, const int32_t* row_sums,
+                 int64_t first_row, int64_t last_row, int32_t* out, int64_t out_stride) {
   const int64_t whole_blocks_end = first_row + (last_row - first_row) / kRowBlock * kRowBlock;
   if (M <= kMaxVnniInt8Inputs || K % kInt8Step != 0 || whole_blocks_end == first_row)
-    return int8_matmul_vnni(a, M, K, b, first_row, last_row, out, out_stride);
+    return int8_matmul_vnni(a, M, K, b, row_sums, first_row, last_row, out, out_stride);
   // Each thread lays out all inputs itself, as int8_matmul_vnni shifts them: cheap next to the
   // multiplies, and the interface stays that of the other sets.
   const size_t bytes = static_cast<size_t>((M + kInputBlock - 1) / kInputBlock * kInputBlock * K);
@@ -331,7 +334,7 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t
   arrange_int8_inputs(a, M, K, inputs);
   int8_matmul_tiles(inputs, M, K, b, first_row, whole_blocks_end, out, out_stride);
   if (whole_blocks_end < last_row)
-    int8_matmul_vnni(a, M, K, b, whole_blocks_end, last_row, out, out_stride);
+    int8_matmul_vnni(a, M, K, b, row_sums, whole_blocks_end, last_row, out, out_stride);
 }
 
 }  // namespace

@@ -528,8 +528,9 @@ void int8_rows(const int16_t* wide, int64_t M, int64_t K, int64_t K16, const int
   });
 }
 
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
+                 const int32_t* /*row_sums*/, int64_t first_row, int64_t last_row, int32_t* out,
+                 int64_t out_stride) {
   const int64_t K16 = K / 16 * 16;
   const int16_t* wide = widened_inputs(a, M, K, K16);
   int64_t o = first_row;

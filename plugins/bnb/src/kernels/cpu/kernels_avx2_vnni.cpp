@@ -6,7 +6,8 @@
 // vpdpbusd multiplies 32 unsigned by 32 signed bytes and adds them in fours to 8 int32 lanes: 32
 // products per instruction, where the avx2 set's vpmaddwd + vpaddd make 16 in two. As in the
 // avx512_vnni set, the inputs are made unsigned by adding 128 (a ^ 0x80), and 128 x the weight
-// row's sum (a vpdpbusd of ones by the row) is subtracted; the sums wrap modulo 2^32 and the exact
+// row's sum over the vector loop's k is subtracted (row_sums, computed at load, less the K % 32
+// values that add_int8_products multiplies as they are); the sums wrap modulo 2^32 and the exact
 // result fits in int32 (|a|, |b| <= 128), so subtracting in uint32 restores it exactly.
 #include <immintrin.h>
 
@@ -48,27 +49,11 @@ inline uint32_t lane_sum(__m256i v) {
       _mm_cvtsi128_si32(_mm_add_epi32(quarter, _mm_shuffle_epi32(quarter, 1))));
 }
 
-// sum_{k < K32} b[r, k] for kRows rows K apart. This pass streams the cold weight rows; the block
-// then reads them again from L1.
-template <int kRows>
-void int8_row_sums(const int8_t* b, int64_t K, int64_t K32, uint32_t* sums) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  __m256i acc[kRows];
-  for (int r = 0; r < kRows; ++r)
-    acc[r] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < K32; k += 32)
-    for (int r = 0; r < kRows; ++r)
-      acc[r] = _mm256_dpbusd_avx_epi32(
-          acc[r], ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + r * K + k)));
-  for (int r = 0; r < kRows; ++r)
-    sums[r] = lane_sum(acc[r]);
-}
-
 // out[i * out_stride + r] = sum_{k < K32} a[i, k] * b[r, k] for kRows weight rows b (K apart) and
-// kInputs inputs (a_u: the inputs + 128, K32 apart; row_sums: the rows' sums over the same k).
+// kInputs inputs (a_u: the inputs + 128, K32 apart; vector_sums: the rows' sums over the same k).
 template <int kRows, int kInputs>
 void int8_block(const uint8_t* a_u, int64_t K, int64_t K32, const int8_t* b,
-                const uint32_t* row_sums, int32_t* out, int64_t out_stride) {
+                const uint32_t* vector_sums, int32_t* out, int64_t out_stride) {
   __m256i acc[kRows * kInputs];
   for (__m256i& a : acc)
     a = _mm256_setzero_si256();
@@ -85,32 +70,37 @@ void int8_block(const uint8_t* a_u, int64_t K, int64_t K32, const int8_t* b,
   for (int r = 0; r < kRows; ++r)
     for (int i = 0; i < kInputs; ++i)
       out[i * out_stride + r] =
-          static_cast<int32_t>(lane_sum(acc[r * kInputs + i]) - 128u * row_sums[r]);
+          static_cast<int32_t>(lane_sum(acc[r * kInputs + i]) - 128u * vector_sums[r]);
 }
 
-// kRows rows against every input, kInt8Inputs at a time.
+// kRows rows (row_sums: their whole sums) against every input, kInt8Inputs at a time.
 template <int kRows>
-void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, int64_t K32, const int8_t* b, int32_t* out,
-               int64_t out_stride) {
-  uint32_t row_sums[kRows];
-  int8_row_sums<kRows>(b, K, K32, row_sums);
+void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, int64_t K32, const int8_t* b,
+               const int32_t* row_sums, int32_t* out, int64_t out_stride) {
+  uint32_t vector_sums[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    int32_t tail = 0;
+    for (int64_t k = K32; k < K; ++k)
+      tail += b[r * K + k];
+    vector_sums[r] = static_cast<uint32_t>(row_sums[r] - tail);
+  }
   for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
-    int8_block<kRows, decltype(inputs)::value>(a_u + m * K32, K, K32, b, row_sums,
+    int8_block<kRows, decltype(inputs)::value>(a_u + m * K32, K, K32, b, vector_sums,
                                                out + m * out_stride, out_stride);
   });
 }
 
 // Each thread of the layer's parallel loop shifts all M inputs itself: microseconds against
 // milliseconds of multiplies, and the interface stays that of the other sets.
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, const int32_t* row_sums,
+                 int64_t first_row, int64_t last_row, int32_t* out, int64_t out_stride) {
   const int64_t K32 = K / 32 * 32;
   const uint8_t* a_u = unsigned_inputs(a, M, K, K32);
   int64_t o = first_row;
   for (; o + kInt8Rows <= last_row; o += kInt8Rows)
-    int8_rows<kInt8Rows>(a_u, M, K, K32, b + o * K, out + o, out_stride);
+    int8_rows<kInt8Rows>(a_u, M, K, K32, b + o * K, row_sums + o, out + o, out_stride);
   for (; o < last_row; ++o)
-    int8_rows<1>(a_u, M, K, K32, b + o * K, out + o, out_stride);
+    int8_rows<1>(a_u, M, K, K32, b + o * K, row_sums + o, out + o, out_stride);
   // The K % 32 values after the vector loop's (AVX2 has no masked byte loads).
   add_int8_products(a, M, K, K32, b, first_row, last_row, out, out_stride);
 }

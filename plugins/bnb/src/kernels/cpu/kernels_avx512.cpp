@@ -544,9 +544,10 @@ void quantize_int8_rows(const float* w, int64_t K, int64_t first_row, int64_t la
 // LLM.int8 with AVX512-VNNI (the avx512_bf16 set: every processor with AVX512-BF16 has it).
 // vpdpbusd multiplies 64 unsigned bytes by 64 signed ones and adds them in fours to 16 int32 lanes:
 // 64 multiply-adds per instruction where the widening path above does 32 in four. The inputs are
-// made unsigned by adding 128 (a ^ 0x80), which adds 128 * sum_k b[o, k] to every sum of row o; a
-// vpdpbusd of ones by the row gives that sum. vpdpbusd wraps modulo 2^32, and the exact result fits
-// in int32 (|a|, |b| <= 127), so subtracting in uint32 restores it exactly.
+// made unsigned by adding 128 (a ^ 0x80), which adds 128 * sum_k b[o, k] to every sum of row o:
+// row_sums, computed at load (each call used to take them in a pass of vpdpbusd of ones by the
+// rows: 12-15% of a cold M = 1 call in a two-thread harness). vpdpbusd wraps modulo 2^32, and the
+// exact result fits in int32 (|a|, |b| <= 127), so subtracting in uint32 restores it exactly.
 
 // Weight rows and inputs per register block: 16 accumulators, 4 row loads and 4 input loads per
 // 16 vpdpbusd.
@@ -577,27 +578,6 @@ inline __mmask64 byte_mask(int64_t count) {
   return count >= 64 ? ~__mmask64{0} : (__mmask64{1} << count) - 1u;
 }
 
-// sum_k b[r, k] for kRows rows of K bytes.
-template <int kRows>
-void int8_row_sums(const int8_t* b, int64_t K, uint32_t* sums) {
-  const __m512i ones = _mm512_set1_epi8(1);
-  __m512i acc[kRows];
-  for (int r = 0; r < kRows; ++r)
-    acc[r] = _mm512_setzero_si512();
-  // This pass is the one that streams cold weights (int8_block then reads them from L1), so whole
-  // steps use plain loads: masked loads of cold data slow the stream (see the GEMV above).
-  const int64_t full_end = K / 64 * 64;
-  for (int64_t k = 0; k < full_end; k += 64)
-    for (int r = 0; r < kRows; ++r)
-      acc[r] = _mm512_dpbusd_epi32(acc[r], ones, _mm512_loadu_si512(b + r * K + k));
-  if (full_end < K)
-    for (int r = 0; r < kRows; ++r)
-      acc[r] = _mm512_dpbusd_epi32(
-          acc[r], ones, _mm512_maskz_loadu_epi8(byte_mask(K - full_end), b + r * K + full_end));
-  for (int r = 0; r < kRows; ++r)
-    sums[r] = lane_sum(acc[r]);
-}
-
 // One step of 64 values (kFull) or the K % 64 that end the rows (masked loads read zeros past
 // them, which add nothing).
 template <int kRows, int kCount, bool kFull>
@@ -618,7 +598,7 @@ inline void int8_step(const uint8_t* a_u, const int8_t* b, int64_t K, int64_t k,
 
 // out[c * out_stride + r] for kRows rows from b and kCount inputs from a_u (unsigned).
 template <int kRows, int kCount>
-void int8_block(const uint8_t* a_u, const int8_t* b, int64_t K, const uint32_t* row_sums,
+void int8_block(const uint8_t* a_u, const int8_t* b, int64_t K, const int32_t* row_sums,
                 int32_t* out, int64_t out_stride) {
   __m512i acc[kRows][kCount];
   for (int r = 0; r < kRows; ++r)
@@ -630,16 +610,15 @@ void int8_block(const uint8_t* a_u, const int8_t* b, int64_t K, const uint32_t* 
   if (full_end < K) int8_step<kRows, kCount, false>(a_u, b, K, full_end, acc);
   for (int r = 0; r < kRows; ++r)
     for (int c = 0; c < kCount; ++c) {
-      out[c * out_stride + r] = static_cast<int32_t>(lane_sum(acc[r][c]) - 128u * row_sums[r]);
+      out[c * out_stride + r] =
+          static_cast<int32_t>(lane_sum(acc[r][c]) - 128u * static_cast<uint32_t>(row_sums[r]));
     }
 }
 
-// kRows rows against every input, kInt8Inputs at a time.
+// kRows rows (row_sums: theirs) against every input, kInt8Inputs at a time.
 template <int kRows>
-void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, const int8_t* b, int32_t* out,
-               int64_t out_stride) {
-  uint32_t row_sums[kRows];
-  int8_row_sums<kRows>(b, K, row_sums);
+void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, const int8_t* b, const int32_t* row_sums,
+               int32_t* out, int64_t out_stride) {
   for_each_input_block<kInt8Inputs>(M, [&](int64_t m, auto inputs) {
     int8_block<kRows, decltype(inputs)::value>(a_u + m * K, b, K, row_sums, out + m * out_stride,
                                                out_stride);
@@ -649,14 +628,15 @@ void int8_rows(const uint8_t* a_u, int64_t M, int64_t K, const int8_t* b, int32_
 // Each thread of the layer's parallel loop shifts all M x K inputs itself (512 KiB at M = 128, K =
 // 4096: microseconds, against milliseconds of multiplies), which keeps the interface that of the
 // other sets.
-void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                      int64_t last_row, int32_t* out, int64_t out_stride) {
+void int8_matmul_vnni(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
+                      const int32_t* row_sums, int64_t first_row, int64_t last_row, int32_t* out,
+                      int64_t out_stride) {
   const uint8_t* a_u = unsigned_inputs(a, M * K);
   int64_t o = first_row;
   for (; o + kInt8Rows <= last_row; o += kInt8Rows)
-    int8_rows<kInt8Rows>(a_u, M, K, b + o * K, out + o, out_stride);
+    int8_rows<kInt8Rows>(a_u, M, K, b + o * K, row_sums + o, out + o, out_stride);
   for (; o < last_row; ++o)
-    int8_rows<1>(a_u, M, K, b + o * K, out + o, out_stride);
+    int8_rows<1>(a_u, M, K, b + o * K, row_sums + o, out + o, out_stride);
 }
 
 // LLM.int8 without VNNI (the avx512 set: Skylake servers). vpmaddwd multiplies int16 pairs
@@ -711,8 +691,9 @@ void widened_int8_rows(const int16_t* wide, int64_t M, int64_t K, int64_t K32, c
   });
 }
 
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
+                 const int32_t* /*row_sums*/, int64_t first_row, int64_t last_row, int32_t* out,
+                 int64_t out_stride) {
   const int64_t K32 = K / 32 * 32;
   const int16_t* wide = widened_inputs(a, M, K, K32);
   int64_t o = first_row;

@@ -120,8 +120,9 @@ void round_to_float16(const float* x, int64_t n, float* out) {
     out[i] = static_cast<float>(c10::Half(x[i]));
 }
 
-void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b, int64_t first_row,
-                 int64_t last_row, int32_t* out, int64_t out_stride) {
+void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
+                 const int32_t* /*row_sums*/, int64_t first_row, int64_t last_row, int32_t* out,
+                 int64_t out_stride) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t o = first_row; o < last_row; ++o)
       out[m * out_stride + o] = 0;
@@ -145,6 +146,15 @@ void add_int8_products(const int8_t* a, int64_t M, int64_t K, int64_t first_k, c
         acc += int32_t{a[m * K + k]} * int32_t{b[o * K + k]};
       out[m * out_stride + o] += acc;
     }
+}
+
+void int8_row_sums(const int8_t* b, int64_t K, int64_t first_row, int64_t last_row, int32_t* sums) {
+  for (int64_t o = first_row; o < last_row; ++o) {
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k)
+      sum += b[o * K + k];
+    sums[o] = sum;
+  }
 }
 
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
