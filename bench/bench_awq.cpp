@@ -136,10 +136,10 @@ void BM_AwqGemmLinear(benchmark::State& state) {
   // Codes, fp16 scales and 4-bit zeros: what a GEMV has to read.
   const int64_t weight_bytes = n * k / 2 + groups * n * 2 + groups * n / 2;
   const int64_t copies = qplug::bench::cold_copies(weight_bytes);
-  std::vector<std::unique_ptr<LinearKernel>> layers;
-  for (int64_t c = 0; c < copies; ++c)
-    layers.push_back(gemm_layer(n, k, 100 + c));
-  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
+  const auto& layers =
+      qplug::bench::layer_copies("awq gemm " + std::to_string(n) + "x" + std::to_string(k), copies,
+                                 [&](int64_t c) { return gemm_layer(n, k, 100 + c); });
+  qplug::bench::run_cold_linear(state, layers, copies, m, n, k, weight_bytes);
   state.SetLabel(int4::int4_kernels().isa);
 }
 BENCHMARK(BM_AwqGemmLinear)

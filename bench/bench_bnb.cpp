@@ -81,14 +81,11 @@ BENCHMARK(BM_Dequantize4bit)->Unit(benchmark::kMillisecond)->UseRealTime();
 void BM_DenseLinear(benchmark::State& state) {
   c10::InferenceMode guard;
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  const int64_t copies = qplug::bench::cold_copies(n * k * 4);
-  std::vector<at::Tensor> weights;
-  for (int64_t c = 0; c < copies; ++c)
-    weights.push_back(qplug::bench::in_weight_memory(at::randn({n, k}) * 0.02));
+  const std::vector<at::Tensor>& weights = qplug::bench::dense_copies(n, k);
   const at::Tensor x = at::randn({m, k});
-  int64_t i = 0;
+  size_t i = 0;
   for (auto _ : state)
-    benchmark::DoNotOptimize(at::linear(x, weights[i++ % copies]));
+    benchmark::DoNotOptimize(at::linear(x, weights[i++ % weights.size()]));
   const double bytes = n * k * 4.0;
   state.counters["weight_GBps"] = benchmark::Counter(
       bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
@@ -104,10 +101,10 @@ void nf4_linear(benchmark::State& state, const char* compute_dtype) {
   const bool cold = state.range(3) != 0;
   const int64_t weight_bytes = n * k / 2 + n * k / 64 * 4;
   const int64_t copies = cold ? qplug::bench::cold_copies(weight_bytes) : 1;
-  std::vector<std::unique_ptr<LinearKernel>> layers;
-  for (int64_t c = 0; c < copies; ++c)
-    layers.push_back(nf4_layer(n, k, 100 + c, compute_dtype));
-  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
+  const auto& layers = qplug::bench::layer_copies(
+      std::string("nf4 ") + compute_dtype + " " + std::to_string(n) + "x" + std::to_string(k),
+      copies, [&](int64_t c) { return nf4_layer(n, k, 100 + c, compute_dtype); });
+  qplug::bench::run_cold_linear(state, layers, copies, m, n, k, weight_bytes);
   set_isa_label(state);
 }
 
@@ -137,18 +134,19 @@ void BM_Int8Linear(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const int64_t weight_bytes = n * k + n * 4;
   const int64_t copies = qplug::bench::cold_copies(weight_bytes);
-  std::vector<std::unique_ptr<LinearKernel>> layers;
-  for (int64_t c = 0; c < copies; ++c) {
-    LinearKernelArgs args;
-    args.layer = "bench";
-    args.shape = {k, n, false};
-    args.config = &int8_config();
-    layers.push_back(make_eight_bit_kernel(args));
-    at::Generator gen = at::detail::createCPUGenerator(200 + c);
-    layers.back()->load_tensor("weight", at::randn({n, k}, gen) * 0.02);
-    layers.back()->process_weights_after_loading();
-  }
-  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
+  const auto& layers = qplug::bench::layer_copies(
+      "int8 " + std::to_string(n) + "x" + std::to_string(k), copies, [&](int64_t c) {
+        LinearKernelArgs args;
+        args.layer = "bench";
+        args.shape = {k, n, false};
+        args.config = &int8_config();
+        auto layer = make_eight_bit_kernel(args);
+        at::Generator gen = at::detail::createCPUGenerator(200 + c);
+        layer->load_tensor("weight", at::randn({n, k}, gen) * 0.02);
+        layer->process_weights_after_loading();
+        return layer;
+      });
+  qplug::bench::run_cold_linear(state, layers, copies, m, n, k, weight_bytes);
   set_isa_label(state);
 }
 

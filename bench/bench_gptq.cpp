@@ -158,10 +158,11 @@ void BM_GptqInt4Linear(benchmark::State& state) {
   // Codes, fp16 scales and 4-bit zeros: what a GEMV has to read.
   const int64_t weight_bytes = n * k / 2 + groups * n * 2 + groups * n / 2;
   const int64_t copies = qplug::bench::cold_copies(weight_bytes);
-  std::vector<std::unique_ptr<LinearKernel>> layers;
-  for (int64_t c = 0; c < copies; ++c)
-    layers.push_back(int4_layer(n, k, act_order, 100 + c));
-  qplug::bench::run_cold_linear(state, layers, m, n, k, weight_bytes);
+  const auto& layers = qplug::bench::layer_copies(
+      std::string(act_order ? "gptq act_order " : "gptq ") + std::to_string(n) + "x" +
+          std::to_string(k),
+      copies, [&](int64_t c) { return int4_layer(n, k, act_order, 100 + c); });
+  qplug::bench::run_cold_linear(state, layers, copies, m, n, k, weight_bytes);
   state.SetLabel(int4::int4_kernels().isa);
 }
 BENCHMARK(BM_GptqInt4Linear)

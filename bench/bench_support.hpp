@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -63,6 +65,46 @@ inline int64_t cold_copies(int64_t bytes) {
   return std::max<int64_t>(2, 2 * llc / std::max<int64_t>(bytes, 1) + 1);
 }
 
+// Google Benchmark calls a benchmark's function once or more to size the iteration count, then
+// once per repetition. Building the cold copies of a layer on every call cost far more than the
+// measurement (17 NF4 copies of 4096 x 4096 from randn: most of a minute per call, against under a
+// second of timed calls), so the copies below are built once and kept for the next call that asks
+// for the same layer. Only the last set is kept, so the sets of other shapes do not add up in
+// memory.
+
+// Copies of a random dense fp32 weight [n, k] in weight memory, enough to be cold on every call.
+inline const std::vector<at::Tensor>& dense_copies(int64_t n, int64_t k) {
+  static std::pair<int64_t, int64_t> kept_shape{-1, -1};
+  static std::vector<at::Tensor> kept;
+  if (kept_shape != std::make_pair(n, k)) {
+    kept.clear();  // free the last shape's copies before making these
+    const int64_t copies = cold_copies(n * k * 4);
+    for (int64_t c = 0; c < copies; ++c)
+      kept.push_back(in_weight_memory(at::randn({n, k}) * 0.02));
+    kept_shape = {n, k};
+  }
+  return kept;
+}
+
+using LayerCopies = std::vector<std::unique_ptr<LinearKernel>>;
+using MakeLayerCopy = std::function<std::unique_ptr<LinearKernel>(int64_t copy)>;
+
+// At least `copies` copies of the quantized layer named `layer` (its kind and shape, e.g.
+// "nf4 float32 4096x4096"), copy c made by make_copy(c). A set kept for the same layer is reused,
+// grown where it has fewer copies.
+inline const LayerCopies& layer_copies(const std::string& layer, int64_t copies,
+                                       const MakeLayerCopy& make_copy) {
+  static std::string kept_layer;
+  static LayerCopies kept;
+  if (kept_layer != layer) {
+    kept.clear();
+    kept_layer = layer;
+  }
+  while (static_cast<int64_t>(kept.size()) < copies)
+    kept.push_back(make_copy(static_cast<int64_t>(kept.size())));
+  return kept;
+}
+
 // Seconds per call of a dense fp32 at::linear [m, k] x [n, k]^T on cold weights: the baseline
 // every quantized kernel is compared with (measured once per shape and process). The median of
 // kDensePasses passes over all copies: on a shared machine one pass can be far off (a single pass
@@ -73,10 +115,7 @@ inline double dense_seconds(int64_t m, int64_t n, int64_t k) {
   const auto key = std::make_tuple(m, n, k);
   if (cache.count(key)) return cache[key];
   c10::InferenceMode guard;
-  const int64_t copies = cold_copies(n * k * 4);
-  std::vector<at::Tensor> weights;
-  for (int64_t c = 0; c < copies; ++c)
-    weights.push_back(in_weight_memory(at::randn({n, k}) * 0.02));
+  const std::vector<at::Tensor>& weights = dense_copies(n, k);
   const at::Tensor x = at::randn({m, k});
   for (const auto& w : weights)
     (void)at::linear(x, w);
@@ -86,24 +125,24 @@ inline double dense_seconds(int64_t m, int64_t n, int64_t k) {
     for (const auto& w : weights)
       benchmark::DoNotOptimize(at::linear(x, w));
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-              static_cast<double>(copies);
+              static_cast<double>(weights.size());
   }
   std::nth_element(per_call.begin(), per_call.begin() + kDensePasses / 2, per_call.end());
   return cache[key] = per_call[kDensePasses / 2];
 }
 
-// Times a quantized linear [n, k] at batch m: `layers` are copies cycled so that each call finds
-// its weights cold, `weight_bytes` what one call must read (codes, scales, zeros). Reports the
-// effective weight GB/s, the machine's read bandwidth and the speedup over dense fp32.
-inline void run_cold_linear(benchmark::State& state,
-                            const std::vector<std::unique_ptr<LinearKernel>>& layers, int64_t m,
-                            int64_t n, int64_t k, int64_t weight_bytes) {
+// Times a quantized linear [n, k] at batch m: the first `copies` of `layers` are cycled so that
+// each call finds its weights cold (1: hot, the same weights every call), `weight_bytes` is what
+// one call must read (codes, scales, zeros). Reports the effective weight GB/s, the machine's read
+// bandwidth and the speedup over dense fp32.
+inline void run_cold_linear(benchmark::State& state, const LayerCopies& layers, int64_t copies,
+                            int64_t m, int64_t n, int64_t k, int64_t weight_bytes) {
   const at::Tensor x = at::randn({m, k});
-  for (const auto& l : layers)
-    (void)l->apply(x);
-  size_t i = 0;
+  for (int64_t c = 0; c < copies; ++c)
+    (void)layers[c]->apply(x);
+  int64_t i = 0;
   for (auto _ : state)
-    benchmark::DoNotOptimize(layers[i++ % layers.size()]->apply(x));
+    benchmark::DoNotOptimize(layers[i++ % copies]->apply(x));
   state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(weight_bytes),
                                                      benchmark::Counter::kIsIterationInvariantRate,
                                                      benchmark::Counter::kIs1000);
