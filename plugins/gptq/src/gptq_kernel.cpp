@@ -50,7 +50,10 @@ class GptqKernel final : public CpuLinearKernel {
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (const char* key : {"qweight", "qzeros", "scales", "g_idx", "bias"}) {
       auto it = stored_.find(key);
-      if (it != stored_.end()) out.emplace_back(key, it->second);
+      if (it != stored_.end())
+        out.emplace_back(key, it->second);
+      else if (std::string(key) == "qweight" && int4_.defined())
+        out.emplace_back(key, int4_.qweight());
     }
     return out;
   }
@@ -82,8 +85,12 @@ class GptqKernel final : public CpuLinearKernel {
       fail("g_idx", "holds group indices outside [0, " + std::to_string(groups) + ")");
     zeros_ = packing::unpack_gptq_qzeros(stored_.at("qzeros"), settings_.bits,
                                          args_.shape.out_features, settings_.v1);
-    if (settings_.bits == 4 && int4::Int4Weight::supports(args_.shape.in_features, groups))
+    if (settings_.bits == 4 && int4::Int4Weight::supports(args_.shape.in_features, groups)) {
       int4_ = int4::Int4Weight(stored_.at("qweight"), zeros_, stored_.at("scales"), g_idx);
+      // The int4 weight holds the codes in its own layout and gives the checkpoint's back to
+      // tensors(): one copy of the layer's largest tensor instead of two.
+      stored_.erase("qweight");
+    }
     if (stored_.count("bias")) bias_ = stored_.at("bias").to(to_scalar_type(args_.dtype));
   }
 

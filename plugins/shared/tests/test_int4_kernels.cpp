@@ -54,6 +54,13 @@ struct RandomWeight {
   }
 };
 
+// input_group_sums of x [M, in]: what every gemv call takes.
+std::vector<float> group_sums(const at::Tensor& x, int64_t group_size) {
+  std::vector<float> sums(static_cast<size_t>(x.size(0) * (x.size(1) / group_size)));
+  input_group_sums(x.data_ptr<float>(), x.size(0), x.size(1), group_size, sums.data());
+  return sums;
+}
+
 class EveryInt4Isa : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
@@ -65,7 +72,8 @@ TEST_P(EveryInt4Isa, GemvMatchesDenseMath) {
     for (int64_t M : {1, 2, 3, 4, 5, 7}) {
       const at::Tensor x = at::randn({M, 256}, gen);
       at::Tensor y = at::zeros({M, N});
-      k.gemv(w.view, x.data_ptr<float>(), M, 0, N, y.data_ptr<float>(), N);
+      k.gemv(w.view, x.data_ptr<float>(), group_sums(x, 64).data(), M, 0, N, y.data_ptr<float>(),
+             N);
       EXPECT_LT(relative_error(y, at::matmul(x.to(at::kDouble), w.dense_t)), 1e-6)
           << GetParam() << " N=" << N << " M=" << M;
     }
@@ -83,9 +91,10 @@ TEST_P(EveryInt4Isa, GemvGivesTheSameBitsForAnyRangeOfOutputs) {
   for (int64_t M : {1, 2, 3, 4, 5, 8}) {
     const at::Tensor x = at::randn({M, 256}, gen);
     at::Tensor whole = at::zeros({M, N}), split = at::zeros({M, N});
-    k.gemv(w.view, x.data_ptr<float>(), M, 0, N, whole.data_ptr<float>(), N);
+    const std::vector<float> sums = group_sums(x, 64);
+    k.gemv(w.view, x.data_ptr<float>(), sums.data(), M, 0, N, whole.data_ptr<float>(), N);
     for (const auto& [first, last] : {std::pair<int64_t, int64_t>{0, 48}, {48, 112}, {112, N}})
-      k.gemv(w.view, x.data_ptr<float>(), M, first, last, split.data_ptr<float>(), N);
+      k.gemv(w.view, x.data_ptr<float>(), sums.data(), M, first, last, split.data_ptr<float>(), N);
     EXPECT_TRUE(at::equal(split, whole)) << GetParam() << " M=" << M;
   }
 }
@@ -135,6 +144,27 @@ std::pair<at::Tensor, at::Tensor> natural_and_act_order_g_idx(int64_t in, int64_
   return {natural, natural.index_select(0, at::randperm(in, gen))};
 }
 
+// Int4Weight keeps the codes and scales in strips of 64 outputs: 200 outputs make three whole
+// strips and one of 8. The dense weight it gives back, and the codes in the checkpoint's layout
+// (what a GPTQ layer saves), must be the ones it was built from, in the checkpoint's input order.
+TEST(Int4Weight, GivesBackTheWeightItWasBuiltFrom) {
+  const RandomWeight w(640, 200, 64, 11);
+  at::Generator gen = at::detail::createCPUGenerator(12);
+  const auto [natural, shuffled] = natural_and_act_order_g_idx(640, 64, gen);
+  for (const at::Tensor& g_idx : {natural, shuffled}) {
+    const std::string order = g_idx.equal(natural) ? "in order" : "act-order";
+    const Int4Weight weight(w.qweight, w.zeros, w.scales, g_idx);
+    EXPECT_TRUE(at::equal(weight.qweight(), w.qweight)) << order;
+    // W[o, j] = scale[g_idx[j], o] * code[o, j] - zero_scale[g_idx[j], o].
+    const at::Tensor group_of = g_idx.to(at::kLong);
+    const at::Tensor want =
+        (w.scales.to(at::kDouble).index_select(0, group_of) * w.codes.t().to(at::kDouble) -
+         w.zero_scales.to(at::kDouble).index_select(0, group_of))
+            .t();
+    EXPECT_LT(relative_error(weight.dequantize(), want), 1e-7) << order;
+  }
+}
+
 // Batches above the GEMV's 16 rows take dequantized tiles of 256 inputs x 64 outputs: 640 inputs
 // and 104 outputs cross both tile edges. The act-order g_idx sends inputs to groups out of order.
 TEST(Int4Weight, BatchedMatmulMatchesTheDequantizedWeight) {
@@ -154,7 +184,7 @@ TEST(Int4Weight, BatchedMatmulMatchesTheDequantizedWeight) {
   }
 }
 
-// Int4Weight splits its GEMV (tasks of 16 outputs), its tiles (64 outputs) and its dequantize (64
+// Int4Weight splits its GEMV and its tiles (whole strips of 64 outputs) and its dequantize (64
 // inputs) between threads: 200 outputs and 640 inputs are split unevenly on 2 and 3 threads, and
 // the results must not depend on it.
 TEST(Int4Weight, SameBitsOnMoreThreads) {

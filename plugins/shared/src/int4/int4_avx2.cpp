@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "int4/int4_kernels.hpp"
 
@@ -64,21 +63,14 @@ void gemv_tile(const Int4View& w, const float* x, const float* x_sums, int64_t o
   }
 }
 
-void gemv_scalar_column(const Int4View& w, const float* x, int64_t M, int64_t o, float* y,
-                        int64_t y_stride) {
-  int4_scalar().gemv(w, x, M, o, o + 1, y, y_stride);
-}
-
-void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
-          int64_t y_stride) {
+void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
+          int64_t last, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
-  std::vector<float> sums(M * groups);
-  input_group_sums(x, M, w.in, w.group_size, sums.data());
   int64_t o = first;
   for (; o + 16 <= last; o += 16)
     for (int64_t m0 = 0; m0 < M; m0 += 4) {
       const float* xm = x + m0 * w.in;
-      const float* sm = sums.data() + m0 * groups;
+      const float* sm = sums + m0 * groups;
       float* ym = y + m0 * y_stride;
       switch (std::min<int64_t>(4, M - m0)) {
         case 1:
@@ -95,8 +87,7 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
           break;
       }
     }
-  for (; o < last; ++o)
-    gemv_scalar_column(w, x, M, o, y, y_stride);
+  if (o < last) int4_scalar().gemv(w, x, sums, M, o, last, y, y_stride);
 }
 
 void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,

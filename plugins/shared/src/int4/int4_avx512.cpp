@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "int4/int4_kernels.hpp"
 
@@ -47,6 +46,15 @@ void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t 
       for (int t = 0; t < kTiles; ++t)
         for (int h = 0; h < kSplit; ++h)
           dot[m][t][h] = _mm512_setzero_ps();
+    // The scales of the group after next: the hardware prefetcher, busy with the codes, left them
+    // to be fetched on demand (4096 x 4096 cold, strips of 64 outputs, two threads: 211-216 us
+    // against 229-250 us without).
+    for (int t = 0; t < kTiles; ++t) {
+      _mm_prefetch(reinterpret_cast<const char*>(w.scales + (g + 2) * w.out + o + 16 * t),
+                   _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w.zero_scales + (g + 2) * w.out + o + 16 * t),
+                   _MM_HINT_T0);
+    }
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
       __m512i words[kTiles];
       for (int t = 0; t < kTiles; ++t) {
@@ -97,15 +105,13 @@ void gemv_strips(const Int4View& w, const float* x, const float* sums, int64_t i
   }
 }
 
-void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
-          int64_t y_stride) {
+void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
+          int64_t last, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
-  std::vector<float> sums(M * groups);
-  input_group_sums(x, M, w.in, w.group_size, sums.data());
   for (int64_t m0 = 0; m0 < M; m0 += 4) {
     const int64_t inputs = std::min<int64_t>(4, M - m0);
     const float* xm = x + m0 * w.in;
-    const float* sm = sums.data() + m0 * groups;
+    const float* sm = sums + m0 * groups;
     float* ym = y + m0 * y_stride;
     int64_t o = first;
     // 64 outputs at a time (kStripTiles: one strip of 4 tiles, or two of 2); then single tiles.
@@ -120,7 +126,7 @@ void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t l
       gemv_strips<1>(w, xm, sm, inputs, o, ym, y_stride);
   }
   const int64_t tail = first + (last - first) / 16 * 16;
-  if (tail < last) int4_scalar().gemv(w, x, M, tail, last, y, y_stride);
+  if (tail < last) int4_scalar().gemv(w, x, sums, M, tail, last, y, y_stride);
 }
 
 void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,

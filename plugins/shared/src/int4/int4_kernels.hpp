@@ -26,11 +26,12 @@ struct Int4View {
 struct Int4Kernels {
   const char* isa;
   // y[m, o] = sum_g scale[g, o] * (sum_{j in g} x[m, j] q[j, o]) - zero_scale[g, o] * sum_{j in g}
-  // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs. Each
+  // x[m, j], for outputs [first, last) (multiples of 16 except at the end) and M inputs; x_sums:
+  // input_group_sums of x, which the caller computes once for all the views it multiplies. Each
   // output's sums are added in an order that depends on its index alone, not on the range it is
   // computed in, so splitting the outputs between threads does not change a bit.
-  void (*gemv)(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
-               int64_t y_stride);
+  void (*gemv)(const Int4View& w, const float* x, const float* x_sums, int64_t M, int64_t first,
+               int64_t last, float* y, int64_t y_stride);
   // W^T [in, out] dequantized, scale * (q - zero), for inputs j in [first_in, last_in) and outputs
   // o in [first_out, last_out), as out[(j - first_in) * ld + (o - first_out)].
   void (*dequantize_t)(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,
@@ -44,8 +45,8 @@ struct Int4Kernels {
 };
 
 // sums[m * groups + g] = the sum of input m's values in group g (x: M rows of `in` values): what
-// each group's zero point multiplies, the same for every output, so the SIMD GEMVs sum it once
-// per call instead of once per output tile (a serial chain of float adds that bounded them).
+// each group's zero point multiplies, the same for every output, so it is summed once per
+// product instead of once per output tile (a serial chain of float adds that bounded the GEMVs).
 void input_group_sums(const float* x, int64_t M, int64_t in, int64_t group_size, float* sums);
 
 const Int4Kernels& int4_kernels();  // best available (QPLUG_INT4_ISA forces one)

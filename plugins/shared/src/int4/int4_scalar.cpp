@@ -5,21 +5,21 @@ namespace qplug::int4 {
 
 namespace {
 
-void gemv(const Int4View& w, const float* x, int64_t M, int64_t first, int64_t last, float* y,
-          int64_t y_stride) {
+void gemv(const Int4View& w, const float* x, const float* x_sums, int64_t M, int64_t first,
+          int64_t last, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
   for (int64_t m = 0; m < M; ++m) {
     const float* xm = x + m * w.in;
     for (int64_t o = first; o < last; ++o) {
       float total = 0.0f;
       for (int64_t g = 0; g < groups; ++g) {
-        float dot = 0.0f, sum = 0.0f;
+        float dot = 0.0f;
         for (int64_t j = g * w.group_size; j < (g + 1) * w.group_size; ++j) {
           const int32_t word = w.qweight[(j / 8) * w.out + o];
           dot += xm[j] * static_cast<float>((word >> (4 * (j % 8))) & 15);
-          sum += xm[j];
         }
-        total += w.scales[g * w.out + o] * dot - w.zero_scales[g * w.out + o] * sum;
+        total +=
+            w.scales[g * w.out + o] * dot - w.zero_scales[g * w.out + o] * x_sums[m * groups + g];
       }
       y[m * y_stride + o] = total;
     }
