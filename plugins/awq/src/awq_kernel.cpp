@@ -81,7 +81,12 @@ class AwqKernel final : public CpuLinearKernel {
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (const auto& spec : tensor_specs()) {
       auto it = stored_.find(spec.suffix);
-      if (it != stored_.end()) out.emplace_back(spec.suffix, it->second);
+      if (it != stored_.end())
+        out.emplace_back(spec.suffix, it->second);
+      else if (spec.suffix == "qweight" && int4_.defined())
+        out.emplace_back(spec.suffix, settings_.version == AwqVersion::Gemm
+                                          ? packing::pack_awq_gemm(codes())
+                                          : packing::pack_awq_gemv(codes()));
     }
     return out;
   }
@@ -122,6 +127,8 @@ class AwqKernel final : public CpuLinearKernel {
       int4_ = int4::Int4Weight(packing::pack_gptq_qweight(u.codes, kBits), u.zeros,
                                u.scales.t().contiguous(), g_idx);
       dense_ = at::Tensor();
+      // The int4 weight holds the codes; they are packed AWQ's way again only to be saved.
+      stored_.erase("qweight");
     } else {
       dense_ = dequantize_unpacked(u, group_size_);
     }
@@ -151,16 +158,23 @@ class AwqKernel final : public CpuLinearKernel {
     return it->second;
   }
 
+  // uint8 [out, in]: from the checkpoint's qweight, or from the int4 weight once that holds them.
+  at::Tensor codes() const {
+    if (!stored_.count("qweight") && int4_.defined())
+      return packing::unpack_gptq_qweight(int4_.qweight(), kBits, args_.shape.in_features);
+    return settings_.version == AwqVersion::Gemm ? packing::unpack_awq_gemm(stored("qweight"))
+                                                 : packing::unpack_awq_gemv(stored("qweight"));
+  }
+
   Unpacked unpack() const {
     for (const auto& spec : tensor_specs())
-      stored(spec.suffix);
+      if (spec.suffix != "qweight" || !int4_.defined()) stored(spec.suffix);
     Unpacked u;
+    u.codes = codes();
     if (settings_.version == AwqVersion::Gemm) {
-      u.codes = packing::unpack_awq_gemm(stored("qweight"));
       u.zeros = packing::unpack_awq_gemm_zeros(stored("qzeros"));
       u.scales = stored("scales").t().to(at::kFloat).contiguous();
     } else {
-      u.codes = packing::unpack_awq_gemv(stored("qweight"));
       u.zeros = packing::unpack_awq_gemv_zeros(stored("qzeros"), groups_);
       u.scales = packing::unpack_awq_gemv_scales(stored("scales"), groups_).to(at::kFloat);
     }
@@ -188,7 +202,8 @@ class AwqKernel final : public CpuLinearKernel {
   AwqSettings settings_;
   int64_t group_size_;  // -1 resolved to in_features
   int64_t groups_;
-  std::map<std::string, at::Tensor> stored_;  // the checkpoint's tensors, as saved
+  std::map<std::string, at::Tensor> stored_;  // the checkpoint's tensors, as saved (qweight
+                                              // only until int4_ holds the codes)
   int4::Int4Weight int4_;                     // the fast path, when the groups allow it
   at::Tensor dense_;                          // float32 [out, in] otherwise
 };
