@@ -167,8 +167,8 @@ class AwqKernel final : public CpuLinearKernel {
   }
 
   Unpacked unpack() const {
-    for (const auto& spec : tensor_specs())
-      if (spec.suffix != "qweight" || !int4_.defined()) stored(spec.suffix);
+    for (const auto& spec : tensor_specs())  // each missing tensor named (codes() checks qweight)
+      if (spec.suffix != "qweight") stored(spec.suffix);
     Unpacked u;
     u.codes = codes();
     if (settings_.version == AwqVersion::Gemm) {
