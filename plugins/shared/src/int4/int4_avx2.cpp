@@ -15,79 +15,105 @@ inline __m256 nibble(__m256i words, int k) {
       _mm256_and_si256(_mm256_srli_epi32(words, 4 * k), _mm256_set1_epi32(15)));
 }
 
-// 16 outputs (two registers) at a time: one 64-byte cache line of every qweight row. Each
-// input's products go to 2 * kSplit accumulators (kSplit alternating over a word's 8 inputs), so
-// that a single input does not wait on the FMA latency at every step.
-template <int kInputs, int kSplit>
-void gemv_tile(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
-               int64_t y_stride) {
+// How many tiles of 16 outputs (two registers each) gemv multiplies side by side for kInputs
+// inputs: a whole strip of 4 for one input, 2 for two, 1 for 3-4, so that the accumulators fit in
+// the 16 registers next to a code, its float and an input.
+template <int kInputs>
+constexpr int kStripTiles = kInputs == 1   ? 4
+                            : kInputs == 2 ? 2
+                                           : 1;
+
+// kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row), one
+// accumulator per input and register: a full strip gives at least 6 independent FMA chains (a
+// range's edge, a single tile for one input, only 2: slower, but rare, and the same sums in the
+// same order, so results do not change with where the outputs are split between threads). Each
+// step broadcasts the inputs once and decodes each register of codes once. The group totals wait
+// in `total` (memory: the registers hold the group's sums), touched once per group.
+template <int kInputs, int kTiles>
+void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
+                int64_t y_stride) {
+  constexpr int kRegs = 2 * kTiles;  // 8 outputs each
   const int64_t groups = w.in / w.group_size;
-  __m256 total[kInputs][2];
-  for (int m = 0; m < kInputs; ++m)
-    total[m][0] = total[m][1] = _mm256_setzero_ps();
+  alignas(32) float total[kInputs][kRegs * 8] = {};
   for (int64_t g = 0; g < groups; ++g) {
-    __m256 dot[kInputs][2][kSplit];
+    __m256 dot[kInputs][kRegs];
     for (int m = 0; m < kInputs; ++m)
-      for (int h = 0; h < kSplit; ++h)
-        dot[m][0][h] = dot[m][1][h] = _mm256_setzero_ps();
+      for (int v = 0; v < kRegs; ++v)
+        dot[m][v] = _mm256_setzero_ps();
     for (int64_t r = g * w.group_size / 8; r < (g + 1) * w.group_size / 8; ++r) {
       const int32_t* row = w.qweight + r * w.out + o;
-      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
-      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8));
       // Rows are w.out words apart: ask for the row 16 ahead (past the end it is dropped).
-      _mm_prefetch(reinterpret_cast<const char*>(row + 16 * w.out), _MM_HINT_T0);
+      for (int t = 0; t < kTiles; ++t)
+        _mm_prefetch(reinterpret_cast<const char*>(row + 16 * w.out + 16 * t), _MM_HINT_T0);
       for (int k = 0; k < 8; ++k) {
-        const __m256 q0 = nibble(lo, k), q1 = nibble(hi, k);
-        for (int m = 0; m < kInputs; ++m) {
-          const __m256 xb = _mm256_set1_ps(x[m * w.in + r * 8 + k]);
-          dot[m][0][k % kSplit] = _mm256_fmadd_ps(q0, xb, dot[m][0][k % kSplit]);
-          dot[m][1][k % kSplit] = _mm256_fmadd_ps(q1, xb, dot[m][1][k % kSplit]);
+        __m256 xb[kInputs];
+        for (int m = 0; m < kInputs; ++m)
+          xb[m] = _mm256_set1_ps(x[m * w.in + r * 8 + k]);
+        for (int v = 0; v < kRegs; ++v) {
+          const __m256 q =
+              nibble(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8 * v)), k);
+          for (int m = 0; m < kInputs; ++m)
+            dot[m][v] = _mm256_fmadd_ps(q, xb[m], dot[m][v]);
         }
       }
     }
     const float* s = w.scales + g * w.out + o;
     const float* zs = w.zero_scales + g * w.out + o;
-    for (int m = 0; m < kInputs; ++m)
-      for (int h = 0; h < 2; ++h) {
-        __m256 d = dot[m][h][0];
-        for (int p = 1; p < kSplit; ++p)
-          d = _mm256_add_ps(d, dot[m][h][p]);
-        total[m][h] =
-            _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * h), _mm256_set1_ps(x_sums[m * groups + g]),
-                             _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * h), d, total[m][h]));
+    for (int m = 0; m < kInputs; ++m) {
+      const __m256 x_sum = _mm256_set1_ps(x_sums[m * groups + g]);
+      for (int v = 0; v < kRegs; ++v) {
+        float* t = total[m] + 8 * v;
+        _mm256_store_ps(t, _mm256_fnmadd_ps(_mm256_loadu_ps(zs + 8 * v), x_sum,
+                                            _mm256_fmadd_ps(_mm256_loadu_ps(s + 8 * v), dot[m][v],
+                                                            _mm256_load_ps(t))));
       }
+    }
   }
-  for (int m = 0; m < kInputs; ++m) {
-    _mm256_storeu_ps(y + m * y_stride + o, total[m][0]);
-    _mm256_storeu_ps(y + m * y_stride + o + 8, total[m][1]);
+  for (int m = 0; m < kInputs; ++m)
+    for (int v = 0; v < kRegs; ++v)
+      _mm256_storeu_ps(y + m * y_stride + o + 8 * v, _mm256_load_ps(total[m] + 8 * v));
+}
+
+// kTiles tiles from output o for 1 to 4 inputs, as few passes over the codes as the accumulators
+// allow (kStripTiles).
+template <int kTiles>
+void gemv_tiles(const Int4View& w, const float* x, const float* sums, int64_t inputs, int64_t o,
+                float* y, int64_t y_stride) {
+  constexpr int kPairTiles = std::min(kTiles, kStripTiles<2>);
+  switch (inputs) {
+    case 1:
+      return gemv_strip<1, kTiles>(w, x, sums, o, y, y_stride);
+    case 2:
+      for (int t = 0; t < kTiles; t += kPairTiles)
+        gemv_strip<2, kPairTiles>(w, x, sums, o + 16 * t, y, y_stride);
+      return;
+    case 3:
+      for (int t = 0; t < kTiles; ++t)
+        gemv_strip<3, 1>(w, x, sums, o + 16 * t, y, y_stride);
+      return;
+    default:
+      for (int t = 0; t < kTiles; ++t)
+        gemv_strip<4, 1>(w, x, sums, o + 16 * t, y, y_stride);
+      return;
   }
 }
 
 void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
           int64_t last, float* y, int64_t y_stride) {
   const int64_t groups = w.in / w.group_size;
-  int64_t o = first;
-  for (; o + 16 <= last; o += 16)
-    for (int64_t m0 = 0; m0 < M; m0 += 4) {
-      const float* xm = x + m0 * w.in;
-      const float* sm = sums + m0 * groups;
-      float* ym = y + m0 * y_stride;
-      switch (std::min<int64_t>(4, M - m0)) {
-        case 1:
-          gemv_tile<1, 2>(w, xm, sm, o, ym, y_stride);
-          break;
-        case 2:
-          gemv_tile<2, 1>(w, xm, sm, o, ym, y_stride);
-          break;
-        case 3:
-          gemv_tile<3, 1>(w, xm, sm, o, ym, y_stride);
-          break;
-        default:
-          gemv_tile<4, 1>(w, xm, sm, o, ym, y_stride);
-          break;
-      }
-    }
-  if (o < last) int4_scalar().gemv(w, x, sums, M, o, last, y, y_stride);
+  for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    const int64_t inputs = std::min<int64_t>(4, M - m0);
+    const float* xm = x + m0 * w.in;
+    const float* sm = sums + m0 * groups;
+    float* ym = y + m0 * y_stride;
+    int64_t o = first;
+    for (; o + 64 <= last; o += 64)
+      gemv_tiles<4>(w, xm, sm, inputs, o, ym, y_stride);
+    for (; o + 16 <= last; o += 16)
+      gemv_tiles<1>(w, xm, sm, inputs, o, ym, y_stride);
+  }
+  const int64_t tail = first + (last - first) / 16 * 16;
+  if (tail < last) int4_scalar().gemv(w, x, sums, M, tail, last, y, y_stride);
 }
 
 void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,
