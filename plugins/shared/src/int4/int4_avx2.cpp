@@ -16,8 +16,8 @@ inline __m256 nibble(__m256i words, int k) {
 }
 
 // How many tiles of 16 outputs (two registers each) gemv multiplies side by side for kInputs
-// inputs: a whole strip of 4 for one input, 2 for two, 1 for 3-4, so that the accumulators fit in
-// the 16 registers next to a code, its float and an input.
+// inputs: a whole strip of 4 for one input, 2 for two, 1 for 3-4, so that the accumulators (8 of
+// them; 6 for three inputs) fit in the 16 registers next to a code, its float and the inputs.
 template <int kInputs>
 constexpr int kStripTiles = kInputs == 1   ? 4
                             : kInputs == 2 ? 2
