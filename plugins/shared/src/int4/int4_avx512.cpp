@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "int4/gemv_walk.hpp"
 #include "int4/int4_kernels.hpp"
 
 namespace qplug::int4 {
@@ -107,26 +108,17 @@ void gemv_strips(const Int4View& w, const float* x, const float* sums, int64_t i
 
 void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
           int64_t last, float* y, int64_t y_stride) {
-  const int64_t groups = w.in / w.group_size;
-  for (int64_t m0 = 0; m0 < M; m0 += 4) {
-    const int64_t inputs = std::min<int64_t>(4, M - m0);
-    const float* xm = x + m0 * w.in;
-    const float* sm = sums + m0 * groups;
-    float* ym = y + m0 * y_stride;
-    int64_t o = first;
-    // 64 outputs at a time (kStripTiles: one strip of 4 tiles, or two of 2); then single tiles.
-    for (; o + 64 <= last; o += 64)
-      if (inputs <= 2) {
-        gemv_strips<4>(w, xm, sm, inputs, o, ym, y_stride);
-      } else {
-        gemv_strips<2>(w, xm, sm, inputs, o, ym, y_stride);
-        gemv_strips<2>(w, xm, sm, inputs, o + 32, ym, y_stride);
-      }
-    for (; o + 16 <= last; o += 16)
-      gemv_strips<1>(w, xm, sm, inputs, o, ym, y_stride);
-  }
-  const int64_t tail = first + (last - first) / 16 * 16;
-  if (tail < last) int4_scalar().gemv(w, x, sums, M, tail, last, y, y_stride);
+  walk_gemv(
+      w, x, sums, M, first, last, y, y_stride,
+      [&](auto tiles, int64_t inputs, int64_t o, const float* xm, const float* sm, float* ym) {
+        // A strip in one pass for 1-2 inputs, in two of 2 tiles for 3-4 (kStripTiles).
+        if (decltype(tiles)::value == 4 && inputs > 2) {
+          gemv_strips<2>(w, xm, sm, inputs, o, ym, y_stride);
+          gemv_strips<2>(w, xm, sm, inputs, o + 32, ym, y_stride);
+        } else {
+          gemv_strips<decltype(tiles)::value>(w, xm, sm, inputs, o, ym, y_stride);
+        }
+      });
 }
 
 void dequantize_t(const Int4View& w, int64_t first_in, int64_t last_in, int64_t first_out,
