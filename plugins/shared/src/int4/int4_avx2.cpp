@@ -16,13 +16,12 @@ inline __m256 nibble(__m256i words, int k) {
       _mm256_and_si256(_mm256_srli_epi32(words, 4 * k), _mm256_set1_epi32(15)));
 }
 
-// How many tiles of 16 outputs (two registers each) gemv multiplies side by side for kInputs
-// inputs: a whole strip of 4 for one input, 2 for two, 1 for 3-4, so that the accumulators (8 of
-// them; 6 for three inputs) fit in the 16 registers next to a code, its float and the inputs.
-template <int kInputs>
-constexpr int kStripTiles = kInputs == 1   ? 4
-                            : kInputs == 2 ? 2
-                                           : 1;
+// How many tiles of 16 outputs (two registers each) one gemv pass multiplies side by side for
+// `inputs` inputs: a whole strip of 4 for one input, 2 for two, 1 for 3-4, so that the accumulators
+// (8 of them; 6 for three inputs) fit in the 16 registers next to a code, its float and the inputs.
+constexpr int strip_tiles(int inputs) {
+  return inputs == 1 ? 4 : inputs == 2 ? 2 : 1;
+}
 
 // kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row), one
 // accumulator per input and register: a full strip gives at least 6 independent FMA chains (a
@@ -75,36 +74,12 @@ void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t 
       _mm256_storeu_ps(y + m * y_stride + o + 8 * v, _mm256_load_ps(total[m] + 8 * v));
 }
 
-// kTiles tiles from output o for 1 to 4 inputs, as few passes over the codes as the accumulators
-// allow (kStripTiles).
-template <int kTiles>
-void gemv_tiles(const Int4View& w, const float* x, const float* sums, int64_t inputs, int64_t o,
-                float* y, int64_t y_stride) {
-  constexpr int kPairTiles = std::min(kTiles, kStripTiles<2>);
-  switch (inputs) {
-    case 1:
-      return gemv_strip<1, kTiles>(w, x, sums, o, y, y_stride);
-    case 2:
-      for (int t = 0; t < kTiles; t += kPairTiles)
-        gemv_strip<2, kPairTiles>(w, x, sums, o + 16 * t, y, y_stride);
-      return;
-    case 3:
-      for (int t = 0; t < kTiles; ++t)
-        gemv_strip<3, 1>(w, x, sums, o + 16 * t, y, y_stride);
-      return;
-    default:
-      for (int t = 0; t < kTiles; ++t)
-        gemv_strip<4, 1>(w, x, sums, o + 16 * t, y, y_stride);
-      return;
-  }
-}
-
 void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
           int64_t last, float* y, int64_t y_stride) {
-  walk_gemv(
+  walk_gemv<strip_tiles>(
       w, x, sums, M, first, last, y, y_stride,
-      [&](auto tiles, int64_t inputs, int64_t o, const float* xm, const float* sm, float* ym) {
-        gemv_tiles<decltype(tiles)::value>(w, xm, sm, inputs, o, ym, y_stride);
+      [&](auto inputs, auto tiles, int64_t o, const float* xm, const float* sm, float* ym) {
+        gemv_strip<decltype(inputs)::value, decltype(tiles)::value>(w, xm, sm, o, ym, y_stride);
       });
 }
 

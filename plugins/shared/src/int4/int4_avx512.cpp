@@ -18,10 +18,11 @@ inline __m512 nibble(__m512i words, int k, __m512 values) {
   return _mm512_permutexvar_ps(k == 0 ? words : _mm512_srli_epi32(words, 4 * k), values);
 }
 
-// How many tiles of 16 outputs gemv multiplies side by side for kInputs inputs: 4 for 1-2 inputs,
-// 2 for 3-4 (so that the accumulators stay in registers).
-template <int kInputs>
-constexpr int kStripTiles = kInputs <= 2 ? 4 : 2;
+// How many tiles of 16 outputs one gemv pass multiplies side by side for `inputs` inputs: 4 for
+// 1-2 inputs, 2 for 3-4 (so that the accumulators stay in registers).
+constexpr int strip_tiles(int inputs) {
+  return inputs <= 2 ? 4 : 2;
+}
 
 // kTiles tiles of 16 outputs side by side (kTiles 64-byte lines of every qweight row). Each
 // input's products go to kSplit accumulators per tile (alternating over a word's 8 inputs), two
@@ -33,7 +34,7 @@ constexpr int kStripTiles = kInputs <= 2 ? 4 : 2;
 template <int kInputs, int kTiles>
 void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t o, float* y,
                 int64_t y_stride) {
-  constexpr int kSplit = kInputs * kStripTiles<kInputs> >= 8 ? 1 : 2;
+  constexpr int kSplit = kInputs * strip_tiles(kInputs) >= 8 ? 1 : 2;
   const int64_t groups = w.in / w.group_size;
   static const float kCodeValues[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const __m512 values = _mm512_loadu_ps(kCodeValues);
@@ -90,34 +91,12 @@ void gemv_strip(const Int4View& w, const float* x, const float* x_sums, int64_t 
       _mm512_storeu_ps(y + m * y_stride + o + 16 * t, total[m][t]);
 }
 
-// gemv_strip for 1 to 4 inputs.
-template <int kTiles>
-void gemv_strips(const Int4View& w, const float* x, const float* sums, int64_t inputs, int64_t o,
-                 float* y, int64_t y_stride) {
-  switch (inputs) {
-    case 1:
-      return gemv_strip<1, kTiles>(w, x, sums, o, y, y_stride);
-    case 2:
-      return gemv_strip<2, kTiles>(w, x, sums, o, y, y_stride);
-    case 3:
-      return gemv_strip<3, kTiles>(w, x, sums, o, y, y_stride);
-    default:
-      return gemv_strip<4, kTiles>(w, x, sums, o, y, y_stride);
-  }
-}
-
 void gemv(const Int4View& w, const float* x, const float* sums, int64_t M, int64_t first,
           int64_t last, float* y, int64_t y_stride) {
-  walk_gemv(
+  walk_gemv<strip_tiles>(
       w, x, sums, M, first, last, y, y_stride,
-      [&](auto tiles, int64_t inputs, int64_t o, const float* xm, const float* sm, float* ym) {
-        // A strip in one pass for 1-2 inputs, in two of 2 tiles for 3-4 (kStripTiles).
-        if (decltype(tiles)::value == 4 && inputs > 2) {
-          gemv_strips<2>(w, xm, sm, inputs, o, ym, y_stride);
-          gemv_strips<2>(w, xm, sm, inputs, o + 32, ym, y_stride);
-        } else {
-          gemv_strips<decltype(tiles)::value>(w, xm, sm, inputs, o, ym, y_stride);
-        }
+      [&](auto inputs, auto tiles, int64_t o, const float* xm, const float* sm, float* ym) {
+        gemv_strip<decltype(inputs)::value, decltype(tiles)::value>(w, xm, sm, o, ym, y_stride);
       });
 }
 
