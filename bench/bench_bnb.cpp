@@ -20,25 +20,28 @@
 namespace qplug::bnb {
 namespace {
 
-// NF4 with the given bnb_4bit_compute_dtype.
-const QuantConfig& nf4_config(const char* compute_dtype) {
+// NF4 with the given bnb_4bit_compute_dtype, with or without double quantization.
+const QuantConfig& nf4_config(const char* compute_dtype, bool double_quant) {
   static std::map<std::string, QuantConfig> configs;
-  auto it = configs.find(compute_dtype);
+  const std::string key = std::string(compute_dtype) + (double_quant ? " nested" : "");
+  auto it = configs.find(key);
   if (it == configs.end()) {
     Value raw = Value::map();
     raw.set("bnb_4bit_quant_type", "nf4");
     raw.set("bnb_4bit_compute_dtype", compute_dtype);
-    it = configs.emplace(compute_dtype, make_schema("bitsandbytes_4bit").validate(raw)).first;
+    raw.set("bnb_4bit_use_double_quant", double_quant);
+    it = configs.emplace(key, make_schema("bitsandbytes_4bit").validate(raw)).first;
   }
   return it->second;
 }
 
 std::unique_ptr<LinearKernel> nf4_layer(int64_t n, int64_t k, uint64_t seed,
-                                        const char* compute_dtype = "float32") {
+                                        const char* compute_dtype = "float32",
+                                        bool double_quant = false) {
   LinearKernelArgs args;
   args.layer = "bench";
   args.shape = {k, n, false};
-  args.config = &nf4_config(compute_dtype);
+  args.config = &nf4_config(compute_dtype, double_quant);
   auto kernel = make_four_bit_kernel(args);
   at::Generator gen = at::detail::createCPUGenerator(seed);
   kernel->load_tensor("weight", at::randn({n, k}, gen) * 0.02);
@@ -95,15 +98,20 @@ void BM_DenseLinear(benchmark::State& state) {
 }
 
 // 4-bit NF4 (blocksize 64) linear: cold weights (a fresh layer every call) or hot (one layer).
-void nf4_linear(benchmark::State& state, const char* compute_dtype) {
+// weight_GBps counts the bytes the layer holds: codes, and float32 scales or, double-quantized,
+// one byte per scale plus a float32 per 256 scales.
+void nf4_linear(benchmark::State& state, const char* compute_dtype, bool double_quant = false) {
   c10::InferenceMode guard;
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const bool cold = state.range(3) != 0;
-  const int64_t weight_bytes = n * k / 2 + n * k / 64 * 4;
+  const int64_t blocks = n * k / 64;
+  const int64_t weight_bytes =
+      n * k / 2 + (double_quant ? blocks + (blocks + 255) / 256 * 4 : blocks * 4);
   const int64_t copies = cold ? qplug::bench::cold_copies(weight_bytes) : 1;
   const auto& layers = qplug::bench::layer_copies(
-      std::string("nf4 ") + compute_dtype + " " + std::to_string(n) + "x" + std::to_string(k),
-      copies, [&](int64_t c) { return nf4_layer(n, k, 100 + c, compute_dtype); });
+      std::string("nf4 ") + compute_dtype + (double_quant ? " nested " : " ") + std::to_string(n) +
+          "x" + std::to_string(k),
+      copies, [&](int64_t c) { return nf4_layer(n, k, 100 + c, compute_dtype, double_quant); });
   qplug::bench::run_cold_linear(state, layers, copies, m, n, k, weight_bytes);
   set_isa_label(state);
 }
@@ -116,6 +124,12 @@ void BM_Nf4Linear(benchmark::State& state) {
 // and outputs rounded to bfloat16, so the GEMV decodes two bytes per code value instead of four.
 void BM_Nf4LinearBf16Compute(benchmark::State& state) {
   nf4_linear(state, "bfloat16");
+}
+
+// bnb_4bit_use_double_quant (as QLoRA checkpoints): the matmuls decode each run of rows' one-byte
+// scales before multiplying it. Compare the time with BM_Nf4Linear's.
+void BM_Nf4LinearDoubleQuant(benchmark::State& state) {
+  nf4_linear(state, "float32", /*double_quant=*/true);
 }
 
 // LLM.int8 (llm_int8_threshold 6.0; the randn inputs have no outlier column): int8 weights, the
@@ -168,6 +182,9 @@ BENCHMARK(BM_Nf4Linear)
     ->ArgNames({"M", "N", "K", "cold"})
     ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 BENCHMARK(BM_Nf4LinearBf16Compute)
+    ->ArgNames({"M", "N", "K", "cold"})
+    ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
+BENCHMARK(BM_Nf4LinearDoubleQuant)
     ->ArgNames({"M", "N", "K", "cold"})
     ->Apply([](auto* b) { Shapes(b, true); }) -> Unit(benchmark::kMicrosecond) -> UseRealTime();
 BENCHMARK(BM_Int8Linear)

@@ -159,6 +159,9 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 
 }  // namespace qplug::testing::simde_extra
 
+// Kernel files compile their VBMI code as any other here (kernels_avx512.cpp).
+#define QPLUG_AVX512_ON_SIMDE 1
+
 // Without optimization GCC defines the immediate-operand intrinsics as macros, hence each #undef.
 #define __m512 simde__m512
 #define __m512i simde__m512i
@@ -251,6 +254,24 @@ inline int32_t reduce_add_epi32(simde__m512i a) {
 #define _mm512_store_ps simde_mm512_store_ps
 #undef _mm512_storeu_ps
 #define _mm512_storeu_ps simde_mm512_storeu_ps
+#undef _mm512_castsi512_ps
+#define _mm512_castsi512_ps simde_mm512_castsi512_ps
+#undef _mm512_mask_blend_epi8
+#define _mm512_mask_blend_epi8 simde_mm512_mask_blend_epi8
+#undef _mm512_movepi8_mask
+#define _mm512_movepi8_mask simde_mm512_movepi8_mask
+#undef _mm512_permutex2var_epi8
+#define _mm512_permutex2var_epi8 simde_mm512_permutex2var_epi8
+#undef _mm512_permutexvar_epi8
+#define _mm512_permutexvar_epi8 simde_mm512_permutexvar_epi8
+#undef _mm512_unpackhi_epi16
+#define _mm512_unpackhi_epi16 simde_mm512_unpackhi_epi16
+#undef _mm512_unpackhi_epi8
+#define _mm512_unpackhi_epi8 simde_mm512_unpackhi_epi8
+#undef _mm512_unpacklo_epi16
+#define _mm512_unpacklo_epi16 simde_mm512_unpacklo_epi16
+#undef _mm512_unpacklo_epi8
+#define _mm512_unpacklo_epi8 simde_mm512_unpacklo_epi8
 
 #undef _mm512_cvtepi32_ps
 #define _mm512_cvtepi32_ps ::qplug::testing::simde_extra::cvtepi32_ps

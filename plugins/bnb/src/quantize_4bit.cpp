@@ -13,7 +13,6 @@
 namespace qplug::bnb {
 
 namespace {
-constexpr int64_t kNestedBlocksize = 256;
 // Blocks per parallel task: enough work to amortise scheduling.
 constexpr int64_t kGrainElements = 1 << 16;
 }  // namespace
@@ -110,21 +109,26 @@ void double_quantize(FourBitWeight& weight) {
     }
   });
   weight.nested = true;
-  weight.absmax = dequantize_absmax(weight.absmax_codes, weight.nested_absmax, offset);
+  weight.nested_map = map;
+  weight.absmax = dequantize_absmax(weight.absmax_codes, weight.nested_absmax, map, offset);
 }
 
 at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_absmax,
-                             float offset) {
-  const at::Tensor map = dynamic_map_signed();
-  const float* code = map.data_ptr<float>();
-  const int64_t blocks = codes.numel();
-  at::Tensor out = empty_for_weights({blocks}, at::kFloat);
-  const uint8_t* c = codes.data_ptr<uint8_t>();
-  const float* nested = nested_absmax.data_ptr<float>();
-  float* o = out.data_ptr<float>();
-  for (int64_t i = 0; i < blocks; ++i)
-    o[i] = code[c[i]] * nested[i / kNestedBlocksize] + offset;
+                             const at::Tensor& map, float offset) {
+  const at::Tensor m = map.to(at::kFloat).contiguous();
+  const at::Tensor c = codes.contiguous();
+  const at::Tensor nested = nested_absmax.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({codes.numel()}, at::TensorOptions().dtype(at::kFloat));
+  decode_nested_scales_scalar(c.data_ptr<uint8_t>(), nested.data_ptr<float>(),
+                              nested_scale_map(m.data_ptr<float>()), offset, 0, codes.numel(),
+                              out.data_ptr<float>());
   return out;
+}
+
+at::Tensor float_scales(const FourBitWeight& weight) {
+  if (weight.absmax.defined()) return weight.absmax;
+  return dequantize_absmax(weight.absmax_codes, weight.nested_absmax, weight.nested_map,
+                           weight.nested_offset);
 }
 
 at::Tensor dequantize_4bit(const at::Tensor& packed, const at::Tensor& absmax, int64_t n,

@@ -11,10 +11,14 @@ namespace qplug::bnb {
 
 struct FourBitWeight {
   at::Tensor packed;  // uint8 [(n + 1) / 2, 1]
-  at::Tensor absmax;  // float32 [blocks]: the scales (dequantized when nested)
+  // float32 [blocks]: the scales. quantize_4bit leaves them here decoded when nested as well; a
+  // layer then drops them and decodes a run of rows' scales at a time (the kernels'
+  // decode_nested_scales), so that double quantization saves memory as it does in bitsandbytes.
+  at::Tensor absmax;
   bool nested = false;
   at::Tensor absmax_codes;   // uint8 [blocks] (nested)
   at::Tensor nested_absmax;  // float32 [ceil(blocks / 256)] (nested)
+  at::Tensor nested_map;     // float32 [256]: what each of absmax_codes stands for (nested)
   float nested_offset = 0.0f;
 };
 
@@ -28,9 +32,12 @@ FourBitWeight quantize_4bit(const at::Tensor& weight, const FourBitSettings& set
 // upstream), then blocks of 256 of (absmax - offset) to the nearest entry of the signed dynamic
 // map (ties to the lower entry, as bucketize on the float32 midpoints).
 void double_quantize(FourBitWeight& weight);
-// absmax[i] = map[codes[i]] * nested_absmax[i / 256] + offset, in float32.
+// absmax[i] = map[codes[i]] * nested_absmax[i / 256] + offset, in float32: a multiply and an add,
+// each rounded, as bitsandbytes' dequantize_blockwise of the codes and its + offset.
 at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_absmax,
-                             float offset);
+                             const at::Tensor& map, float offset);
+// Every block's float32 scale: `absmax`, or decoded from the nested codes when absmax was dropped.
+at::Tensor float_scales(const FourBitWeight& weight);
 
 // The dense float32 tensor of n elements (shape [n]) the packed codes and float32 scales stand
 // for, with `table` the code values (a checkpoint's quant_map).

@@ -38,6 +38,22 @@ std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Te
   return kernel;
 }
 
+std::unique_ptr<LinearKernel> prequantized_kernel(
+    const QuantConfig& cfg, int64_t out, int64_t in,
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
+  LinearKernelArgs args;
+  args.layer = "test.layer";
+  args.shape = {in, out, false};
+  args.dtype = DType::F32;
+  args.config = &cfg;
+  args.pre_quantized = true;
+  auto kernel = make_four_bit_kernel(args);
+  for (const auto& [suffix, tensor] : tensors)
+    kernel->load_tensor(suffix, tensor);
+  kernel->process_weights_after_loading();
+  return kernel;
+}
+
 at::Tensor tensor_named(const LinearKernel& kernel, const std::string& name) {
   for (const auto& [n, t] : kernel.tensors())
     if (n == name) return t;

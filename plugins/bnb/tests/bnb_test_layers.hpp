@@ -29,6 +29,12 @@ QuantConfig config(const std::string& method,
 std::unique_ptr<LinearKernel> loaded_kernel(const QuantConfig& cfg, const at::Tensor& w,
                                             const at::Tensor& bias);
 
+// The 4-bit kernel of a layer "test.layer" [out, in] without bias (float32 activations) loaded from
+// a checkpoint's tensors, by suffix.
+std::unique_ptr<LinearKernel> prequantized_kernel(
+    const QuantConfig& cfg, int64_t out, int64_t in,
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors);
+
 // The tensor the kernel saves under `name` (a test failure, and an undefined tensor, if none).
 at::Tensor tensor_named(const LinearKernel& kernel, const std::string& name);
 

@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "bnb_test_layers.hpp"
 #include "eight_bit_kernel.hpp"
@@ -18,6 +21,7 @@
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
 #include "thread_count.hpp"
+#include "vectors.hpp"
 
 namespace qplug::bnb {
 namespace {
@@ -310,6 +314,33 @@ TEST_P(EveryIsa, RoundToFloat16IsWhatATensorInFloat16Holds) {
     EXPECT_TRUE(at::equal(got.narrow(0, 0, n).nan_to_num(0.0), want.nan_to_num(0.0)))
         << GetParam() << " n=" << n;
     EXPECT_EQ(got[n].item<float>(), 7.0f) << GetParam();
+  }
+}
+
+// Double quantization's scales: bit for bit LibTorch's float32 multiply, then add (what
+// bitsandbytes computes), for any run of blocks (the vector sets decode 64 at a time, the rest one
+// by one).
+TEST_P(EveryIsa, NestedScalesDecodeAsAFloat32MultiplyThenAdd) {
+  const CpuKernels& k = kernels_under_test(GetParam());
+  const int64_t n = 1203;  // four nested blocks of 256 and part of a fifth
+  at::Generator gen = at::detail::createCPUGenerator(97);
+  const at::Tensor codes = at::randint(256, {n}, gen, at::TensorOptions().dtype(at::kByte));
+  const at::Tensor map = randn({256}, 98) * at::exp(randn({256}, 99) * 4);  // values of any size
+  const at::Tensor nested = randn({5}, 100).abs() + 0.01;
+  const float offset = 0.0371f;
+  const at::Tensor want = map.index_select(0, codes.to(at::kLong)) *
+                              nested.repeat_interleave(kNestedBlocksize).narrow(0, 0, n) +
+                          at::full({1}, offset);
+  const NestedScaleMap prepared = nested_scale_map(map.data_ptr<float>());
+  for (const auto& [first, last] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, n}, {1, n}, {63, 700}, {64, 128}, {250, 260}, {1000, n}, {5, 5}}) {
+    at::Tensor got = at::full({last - first + 1}, 7.0f);  // the value past the run stays
+    k.decode_nested_scales(codes.data_ptr<uint8_t>(), nested.data_ptr<float>(), prepared, offset,
+                           first, last, got.data_ptr<float>());
+    EXPECT_TRUE(
+        testing::same_bytes(got.narrow(0, 0, last - first), want.narrow(0, first, last - first)))
+        << GetParam() << " blocks " << first << "-" << last;
+    EXPECT_EQ(got[last - first].item<float>(), 7.0f) << GetParam();
   }
 }
 

@@ -85,7 +85,7 @@ TEST_P(FourBitVectors, QuantizeLikeTheCudaKernelsAndBitsandbytes) {
   // reproduces its dequantize_4bit bit for bit.
   const at::Tensor scales =
       c.double_quant ? dequantize_absmax(vectors()[p + ".absmax"], vectors()[p + ".nested_absmax"],
-                                         w.nested_offset)
+                                         vectors()[p + ".nested_quant_map"], w.nested_offset)
                      : vectors()[p + ".absmax"];
   const at::Tensor dequant = dequantize_4bit(vectors()[p], scales, input.numel(), 64,
                                              four_bit_table(c.type).data(), kernels_under_test(isa))

@@ -23,6 +23,18 @@ struct FourBitCodebook {
   uint8_t fp4_codes[8];      // FP4: bucket -> magnitude code
 };
 
+// Double quantization's map (a checkpoint's nested_quant_map) as decode_nested_scales reads it: the
+// 256 float32 values, and their bytes in four planes (byte b of value c at planes[b][c]), from
+// which AVX512-VBMI looks up one byte of 64 values at once.
+struct NestedScaleMap {
+  alignas(64) uint8_t planes[4][256];
+  float values[256];
+};
+NestedScaleMap nested_scale_map(const float* values);
+
+// Double quantization nests the scales of this many blocks under one float32 scale.
+constexpr int64_t kNestedBlocksize = 256;
+
 // arrange_tile_inputs may pad the inputs to a multiple of this many.
 constexpr int64_t kTileInputGroup = 16;
 
@@ -98,6 +110,14 @@ struct CpuKernels {
   // NaN) and back: the values x.to(float16) holds, which LLM.int8 quantizes. out may be x.
   void (*round_to_float16)(const float* x, int64_t n, float* out);
 
+  // The float32 scales of double-quantized blocks [first_block, last_block), into
+  // out[i - first_block]: map.values[codes[i]] * nested_absmax[i / kNestedBlocksize] + offset, a
+  // multiply and an add each rounded to float32, as bitsandbytes' dequantize_blockwise of the codes
+  // and its + offset. Every set gives the same bits.
+  void (*decode_nested_scales)(const uint8_t* codes, const float* nested_absmax,
+                               const NestedScaleMap& map, float offset, int64_t first_block,
+                               int64_t last_block, float* out);
+
   // Batches of up to this many inputs are faster through gemv_4bit (gemv_4bit_bf16) than
   // through the tiles. The GEMV decodes the weight once per 4 inputs, the tiles once per call.
   int64_t max_gemv_inputs = 16;
@@ -122,8 +142,8 @@ inline int64_t amx_input_words(int64_t M, int64_t K) {
 }
 
 // The plugin's per-thread scratch buffers (scratch.cpp), one per use: the 4-bit layer's arranged
-// inputs, decoded tiles and bfloat16-rounded inputs, the int8 layer's quantized activations, and
-// the kernels' own.
+// inputs, decoded tiles, bfloat16-rounded inputs and decoded nested scales, the int8 layer's
+// quantized activations, and the kernels' own.
 enum class ScratchSlot {
   kArrangedInputs,
   kDecodedTile,
@@ -134,6 +154,7 @@ enum class ScratchSlot {
   kAmxPanel,
   kAmxSums,
   kAmxInt8Inputs,
+  kDecodedScales,
   kUnsignedInt8Inputs,
   kWideInt8Inputs,
   kCount
@@ -163,6 +184,13 @@ void add_int8_products(const int8_t* a, int64_t M, int64_t K, int64_t first_k, c
 // int8_matmul call takes as row_sums, computed when the weight is loaded instead of by each call
 // (one pass less over the rows: 12-15% at M = 1 with cold weights in a Zen 5 harness).
 void int8_row_sums(const int8_t* b, int64_t K, int64_t first_row, int64_t last_row, int32_t* sums);
+
+// decode_nested_scales in plain float32 code (kernels_scalar.cpp, compiled without FMA so that the
+// multiply and the add round separately): the scalar and AVX2 sets' decode, and the others' for
+// what their vector loop leaves.
+void decode_nested_scales_scalar(const uint8_t* codes, const float* nested_absmax,
+                                 const NestedScaleMap& map, float offset, int64_t first_block,
+                                 int64_t last_block, float* out);
 
 // The even/odd layout the scalar GEMV uses: per input, even elements then odd ones.
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out);

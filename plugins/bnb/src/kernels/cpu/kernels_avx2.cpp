@@ -545,19 +545,12 @@ void int8_matmul(const int8_t* a, int64_t M, int64_t K, const int8_t* b,
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels kernels{"avx2",
-                                  quantize_4bit,
-                                  dequantize_4bit,
-                                  arrange_activations,
-                                  gemv_4bit,
-                                  arrange_activations_bf16,
-                                  gemv_4bit_bf16,
-                                  arrange_activations,
-                                  decode_tile,
-                                  gemm_tile,
-                                  quantize_int8_rows,
-                                  int8_matmul,
-                                  round_to_float16};
+  static const CpuKernels kernels{"avx2", quantize_4bit, dequantize_4bit, arrange_activations,
+                                  gemv_4bit, arrange_activations_bf16, gemv_4bit_bf16,
+                                  arrange_activations, decode_tile, gemm_tile, quantize_int8_rows,
+                                  int8_matmul, round_to_float16,
+                                  // AVX2's gathers decoded slower than scalar code on Zen 5.
+                                  decode_nested_scales_scalar};
   return kernels;
 }
 

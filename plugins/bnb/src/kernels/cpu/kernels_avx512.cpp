@@ -405,6 +405,81 @@ void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const uint8_t
               M, K, packed, absmax, blocksize, first_row, last_row, y, y_stride);
 }
 
+// ---- double quantization's scales --------------------------------------------------------------
+
+// The tests' SIMDe build emulates AVX512-VBMI as well; a real build compiles just the one function
+// below for it and picks that function only where the processor has VBMI.
+#ifdef QPLUG_AVX512_ON_SIMDE
+#define QPLUG_VBMI_FUNCTION
+bool has_vbmi() {
+  return true;
+}
+#else
+#define QPLUG_VBMI_FUNCTION __attribute__((target("avx512vbmi")))
+bool has_vbmi() {
+  return __builtin_cpu_supports("avx512vbmi");
+}
+#endif
+
+// a * b as a float32 value of its own: under -mfma GCC may fuse an intrinsic multiply with the add
+// that follows into one FMA, which rounds once and gives other bits than bitsandbytes.
+inline __m512 rounded_product(__m512 a, __m512 b) {
+  __m512 product = _mm512_mul_ps(a, b);
+  asm("" : "+m"(product));
+  return product;
+}
+
+// Where each code goes before the lookups: the byte unpacks below interleave within 128-bit lanes,
+// so value q of the result takes codes 16q + 4L .. 16q + 4L + 3 from lane L; position
+// 16L + 4q + r must hold code 16q + 4L + r for the floats to come out in block order.
+alignas(64) constexpr uint8_t kLaneOrder[64] = {
+    0,  1,  2,  3,  16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51, 4,  5,  6,  7,  20, 21,
+    22, 23, 36, 37, 38, 39, 52, 53, 54, 55, 8,  9,  10, 11, 24, 25, 26, 27, 40, 41, 42, 43,
+    56, 57, 58, 59, 12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46, 47, 60, 61, 62, 63,
+};
+
+// 64 scales at a time, ~3x faster than scalar code in a Zen 5 harness (0.23 vs 0.6 TSC ticks per
+// scale): per byte plane two vpermi2b look up that byte of the 64 codes' values among values 0-127
+// and 128-255 and the code's top bit picks one; unpacks interleave the four planes into 64 floats.
+// The 64 codes of a step share one nested scale (64 divides kNestedBlocksize).
+QPLUG_VBMI_FUNCTION void decode_nested_scales_vbmi(const uint8_t* codes, const float* nested_absmax,
+                                                   const NestedScaleMap& map, float offset,
+                                                   int64_t first_block, int64_t last_block,
+                                                   float* out) {
+  int64_t i = std::min(last_block, (first_block + 63) / 64 * 64);
+  decode_nested_scales_scalar(codes, nested_absmax, map, offset, first_block, i, out);
+  __m512i lower[4][2], upper[4][2];  // plane b: values 0-127 and 128-255, 64 bytes a register
+  for (int b = 0; b < 4; ++b)
+    for (int h = 0; h < 2; ++h) {
+      lower[b][h] = _mm512_load_si512(map.planes[b] + 64 * h);
+      upper[b][h] = _mm512_load_si512(map.planes[b] + 128 + 64 * h);
+    }
+  const __m512i order = _mm512_load_si512(kLaneOrder);
+  const __m512 add = _mm512_set1_ps(offset);
+  for (; i + 64 <= last_block; i += 64) {
+    const __m512 nested = _mm512_set1_ps(nested_absmax[i / kNestedBlocksize]);
+    const __m512i idx = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(codes + i));
+    const __mmask64 top = _mm512_movepi8_mask(idx);
+    __m512i plane[4];
+    for (int b = 0; b < 4; ++b)
+      plane[b] =
+          _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(lower[b][0], idx, lower[b][1]),
+                                 _mm512_permutex2var_epi8(upper[b][0], idx, upper[b][1]));
+    const __m512i low01 = _mm512_unpacklo_epi8(plane[0], plane[1]);
+    const __m512i high01 = _mm512_unpackhi_epi8(plane[0], plane[1]);
+    const __m512i low23 = _mm512_unpacklo_epi8(plane[2], plane[3]);
+    const __m512i high23 = _mm512_unpackhi_epi8(plane[2], plane[3]);
+    const __m512i values[4] = {
+        _mm512_unpacklo_epi16(low01, low23), _mm512_unpackhi_epi16(low01, low23),
+        _mm512_unpacklo_epi16(high01, high23), _mm512_unpackhi_epi16(high01, high23)};
+    for (int q = 0; q < 4; ++q)
+      _mm512_storeu_ps(out + (i - first_block) + 16 * q,
+                       _mm512_add_ps(rounded_product(_mm512_castsi512_ps(values[q]), nested), add));
+  }
+  decode_nested_scales_scalar(codes, nested_absmax, map, offset, i, last_block,
+                              out + (i - first_block));
+}
+
 // ---- LLM.int8 ----------------------------------------------------------------------------------
 
 // Tiles in element order: the permute-based dequantize_4bit above is already cheap.
@@ -717,7 +792,9 @@ const CpuKernels& avx512_kernels() {
                  gemv_4bit,          arrange_input_groups,
                  decode_tile,        gemm_tile,
                  quantize_int8_rows, int8_matmul,
-                 round_to_float16};
+                 round_to_float16,   decode_nested_scales_scalar};
+    // (Intel's Skylake and Cascade Lake servers and Cooper Lake have AVX-512 without VBMI.)
+    if (has_vbmi()) k.decode_nested_scales = decode_nested_scales_vbmi;
     // 4096 x 4096 on Zen 5: 8 inputs took 1.6-2.0 ms through the GEMV, 16 took 4.1-4.7 ms; the
     // outer-product tiles took 2.3-3.9 ms for 8 to 16 inputs (padded to 16) and 3.0-3.3 for 24.
     k.max_gemv_inputs = 8;

@@ -1,6 +1,7 @@
 // Portable reference implementations of the bnb CPU kernels.
 #include <c10/util/Half.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -157,6 +158,30 @@ void int8_row_sums(const int8_t* b, int64_t K, int64_t first_row, int64_t last_r
   }
 }
 
+NestedScaleMap nested_scale_map(const float* values) {
+  NestedScaleMap map;
+  for (int c = 0; c < 256; ++c) {
+    map.values[c] = values[c];
+    uint32_t bits;
+    std::memcpy(&bits, values + c, 4);
+    for (int b = 0; b < 4; ++b)
+      map.planes[b][c] = static_cast<uint8_t>(bits >> (8 * b));
+  }
+  return map;
+}
+
+void decode_nested_scales_scalar(const uint8_t* codes, const float* nested_absmax,
+                                 const NestedScaleMap& map, float offset, int64_t first_block,
+                                 int64_t last_block, float* out) {
+  for (int64_t i = first_block; i < last_block;) {
+    // A nested block at a time, under one nested scale.
+    const int64_t end = std::min(last_block, (i / kNestedBlocksize + 1) * kNestedBlocksize);
+    const float nested = nested_absmax[i / kNestedBlocksize];
+    for (; i < end; ++i)
+      out[i - first_block] = map.values[codes[i]] * nested + offset;
+  }
+}
+
 void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
   const int64_t half = K / 2;
   for (int64_t m = 0; m < M; ++m)
@@ -168,10 +193,13 @@ void arrange_even_odd(const float* x, int64_t M, int64_t K, float* out) {
 
 const CpuKernels& scalar_kernels() {
   // No faster decode for bf16 tables here: the general GEMV computes the same sums.
-  static const CpuKernels kernels{
-      "scalar",           quantize_4bit, dequantize_4bit, arrange_even_odd, gemv_4bit,
-      arrange_even_odd,   gemv_4bit,     copy_inputs,     decode_tile,      gemm_tile,
-      quantize_int8_rows, int8_matmul,   round_to_float16};
+  static const CpuKernels kernels{"scalar",           quantize_4bit,
+                                  dequantize_4bit,    arrange_even_odd,
+                                  gemv_4bit,          arrange_even_odd,
+                                  gemv_4bit,          copy_inputs,
+                                  decode_tile,        gemm_tile,
+                                  quantize_int8_rows, int8_matmul,
+                                  round_to_float16,   decode_nested_scales_scalar};
   return kernels;
 }
 
