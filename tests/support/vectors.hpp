@@ -34,6 +34,7 @@ class VectorFile {
 // Bitwise equality (so -0.0 differs from 0.0 and NaN equals NaN with the same bits).
 inline bool same_bytes(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
+  if (a.numel() == 0) return true;  // (an empty tensor's data pointer may be null: no memcmp)
   const at::Tensor x = a.contiguous(), y = b.contiguous();
   return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
 }
