@@ -22,9 +22,10 @@
 namespace qplug::bnb {
 namespace {
 
-// 75 rows: two runs of 32 rows and a shorter one, split unevenly between threads; 1024 inputs in
-// blocks of 64, 16 scales per row.
-constexpr int64_t kOut = 75, kIn = 1024;
+// 300 rows: more than two runs of decoded scales (kScaleRunRows, 128) on one thread and on each of
+// two, the last run shorter; 1024 inputs in blocks of 64, 16 scales per row, 4800 in all (18
+// nested blocks and part of a 19th).
+constexpr int64_t kOut = 300, kIn = 1024;
 
 using Tensors = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -121,8 +122,8 @@ void expect_refused(const Tensors& tensors, const std::string& tensor,
 TEST(BnbNestedScales, NestedTensorsOfTheWrongSizeAreRefusedByName) {
   Checkpoints c = checkpoints(randn({kOut, kIn}, 14));
   Tensors short_nested = c.nested;
-  named(short_nested, "weight.nested_absmax") = at::ones({1}, at::kFloat);  // 1200 blocks need 5
-  expect_refused(short_nested, "weight.nested_absmax", "need 5");
+  named(short_nested, "weight.nested_absmax") = at::ones({1}, at::kFloat);  // 4800 blocks need 19
+  expect_refused(short_nested, "weight.nested_absmax", "need 19");
   Tensors short_map = c.nested;
   named(short_map, "weight.nested_quant_map") =
       named(short_map, "weight.nested_quant_map").slice(0, 0, 255);
