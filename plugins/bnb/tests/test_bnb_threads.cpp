@@ -44,20 +44,24 @@ TEST(BnbThreads, FourBitQuantizationIsTheSameOnMoreThreads) {
 
 TEST(BnbThreads, FourBitMatmulsAreTheSameOnMoreThreads) {
   const at::Tensor w = randn({kOut, kIn}, 2), bias = randn({kOut}, 3);
-  for (const char* dtype : {"float32", "bfloat16"}) {
-    const QuantConfig cfg = config(
-        "bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_compute_dtype", dtype}});
-    const auto kernel = loaded_kernel(cfg, w, bias);
-    // 1 and 7 inputs: the GEMV; 17, 40 and 200: tiles (AMX for bfloat16 where present).
-    for (const int64_t M : {1, 7, 17, 40, 200}) {
-      const at::Tensor x = randn({M, kIn}, 4 + M);
-      expect_same_bits_on_more_threads([&] { return std::vector<at::Tensor>{kernel->apply(x)}; },
-                                       std::string(dtype) + " compute, M=" + std::to_string(M));
+  for (const bool nested : {false, true})
+    for (const char* dtype : {"float32", "bfloat16"}) {
+      const QuantConfig cfg = config("bitsandbytes_4bit", {{"bnb_4bit_quant_type", "nf4"},
+                                                           {"bnb_4bit_compute_dtype", dtype},
+                                                           {"bnb_4bit_use_double_quant", nested}});
+      const auto kernel = loaded_kernel(cfg, w, bias);
+      const std::string what =
+          std::string(dtype) + (nested ? " compute, double quantization" : " compute");
+      // 1 and 7 inputs: the GEMV; 17, 40 and 200: tiles (AMX for bfloat16 where present).
+      for (const int64_t M : {1, 7, 17, 40, 200}) {
+        const at::Tensor x = randn({M, kIn}, 4 + M);
+        expect_same_bits_on_more_threads([&] { return std::vector<at::Tensor>{kernel->apply(x)}; },
+                                         what + ", M=" + std::to_string(M));
+      }
+      expect_same_bits_on_more_threads(
+          [&] { return std::vector<at::Tensor>{kernel->dequantize(DType::F32)}; },
+          what + ", dequantize");
     }
-    expect_same_bits_on_more_threads(
-        [&] { return std::vector<at::Tensor>{kernel->dequantize(DType::F32)}; },
-        std::string(dtype) + " dequantize");
-  }
 }
 
 TEST(BnbThreads, EightBitQuantizationAndMatmulAreTheSameOnMoreThreads) {
