@@ -201,7 +201,7 @@ class FourBitKernel final : public CpuLinearKernel {
                         "garbage. Fix the checkpoint, or keep the layer in full precision with "
                         "llm_int8_skip_modules");
     weight_ = quantize_4bit(value, settings_, kernels_);
-    keep_nested_scales_as_codes();
+    prepare_nested_map();
     set_table(four_bit_table(settings_.quant_type).data());
     quant_map_ = at::from_blob(const_cast<float*>(table_.data()), {16},
                                at::TensorOptions().dtype(at::kFloat))
@@ -283,7 +283,7 @@ class FourBitKernel final : public CpuLinearKernel {
       if (weight_.nested_map.numel() != 256)
         fail("weight.nested_quant_map", "must hold 256 values (one per absmax code)");
       weight_.nested_offset = static_cast<float>(state.at("nested_offset").as_double());
-      keep_nested_scales_as_codes();
+      prepare_nested_map();
     } else {
       weight_.absmax = absmax.to(at::kFloat).contiguous();
     }
@@ -295,13 +295,11 @@ class FourBitKernel final : public CpuLinearKernel {
     stored_.clear();
   }
 
-  // A double-quantized weight keeps its scales as one byte each, as in bitsandbytes, instead of
-  // also holding them as float32 (4x the bytes: 1 MiB next to 8 MiB of codes for a 4096 x 4096
-  // layer). The matmuls decode a run of rows' scales at a time into cache (rows_with_scales).
-  void keep_nested_scales_as_codes() {
-    if (!weight_.nested) return;
-    weight_.absmax = at::Tensor();
-    nested_map_ = nested_scale_map(weight_.nested_map.data_ptr<float>());
+  // A double-quantized weight keeps its scales as one byte each, as in bitsandbytes, not as float32
+  // (4x the bytes: 1 MiB next to 8 MiB of codes for a 4096 x 4096 layer). The matmuls decode a run
+  // of rows' scales at a time into cache (rows_with_scales) through this form of the nested map.
+  void prepare_nested_map() {
+    if (weight_.nested) nested_map_ = nested_scale_map(weight_.nested_map.data_ptr<float>());
   }
 
   // Calls `multiply(packed, scales, first, rows)` for runs of whole rows that together make up

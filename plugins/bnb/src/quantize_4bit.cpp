@@ -110,7 +110,7 @@ void double_quantize(FourBitWeight& weight) {
   });
   weight.nested = true;
   weight.nested_map = map;
-  weight.absmax = dequantize_absmax(weight.absmax_codes, weight.nested_absmax, map, offset);
+  weight.absmax = at::Tensor();  // the codes stand for the scales now (float_scales decodes them)
 }
 
 at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested_absmax,

@@ -11,9 +11,9 @@ namespace qplug::bnb {
 
 struct FourBitWeight {
   at::Tensor packed;  // uint8 [(n + 1) / 2, 1]
-  // float32 [blocks]: the scales. quantize_4bit leaves them here decoded when nested as well; a
-  // layer then drops them and decodes a run of rows' scales at a time (the kernels'
-  // decode_nested_scales), so that double quantization saves memory as it does in bitsandbytes.
+  // float32 [blocks]: the scales; undefined when nested, where only the codes below are kept (as in
+  // bitsandbytes: double quantization is there to save this memory) and the matmuls decode a run of
+  // rows' scales at a time (the kernels' decode_nested_scales). float_scales() gives them all.
   at::Tensor absmax;
   bool nested = false;
   at::Tensor absmax_codes;   // uint8 [blocks] (nested)

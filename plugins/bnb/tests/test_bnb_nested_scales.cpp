@@ -29,13 +29,6 @@ constexpr int64_t kOut = 300, kIn = 1024;
 
 using Tensors = std::vector<std::pair<std::string, at::Tensor>>;
 
-Tensors saved(const LinearKernel& kernel) {
-  Tensors out;
-  for (const auto& [name, tensor] : kernel.tensors())
-    out.emplace_back(name, tensor);
-  return out;
-}
-
 at::Tensor& named(Tensors& tensors, const std::string& name) {
   for (auto& [n, t] : tensors)
     if (n == name) return t;
@@ -57,13 +50,13 @@ struct Checkpoints {
 
 Checkpoints checkpoints(const at::Tensor& w) {
   Checkpoints c;
-  c.nested = saved(*loaded_kernel(nf4(true, "float32"), w, at::Tensor()));
-  const FourBitWeight decoded =
+  c.nested = loaded_kernel(nf4(true, "float32"), w, at::Tensor())->tensors();
+  const FourBitWeight quantized =
       quantize_4bit(w, four_bit_settings(nf4(true, "float32")), cpu_kernels());
-  Tensors plain = saved(*loaded_kernel(nf4(false, "float32"), w, at::Tensor()));
+  Tensors plain = loaded_kernel(nf4(false, "float32"), w, at::Tensor())->tensors();
   const std::string state = "weight.quant_state.bitsandbytes__nf4";
   c.plain = {{"weight", named(c.nested, "weight")},
-             {"weight.absmax", decoded.absmax},
+             {"weight.absmax", float_scales(quantized)},
              {"weight.quant_map", named(c.nested, "weight.quant_map")},
              {state, named(plain, state)}};
   return c;
@@ -103,7 +96,7 @@ TEST(BnbNestedScales, DecodeWithTheCheckpointsOwnMap) {
   EXPECT_TRUE(testing::same_bytes(prequantized_kernel(cfg, kOut, kIn, scaled)->apply(x),
                                   prequantized_kernel(cfg, kOut, kIn, c.nested)->apply(x)));
   // And saves the map it was given.
-  Tensors resaved = saved(*prequantized_kernel(cfg, kOut, kIn, scaled));
+  Tensors resaved = prequantized_kernel(cfg, kOut, kIn, scaled)->tensors();
   EXPECT_TRUE(testing::same_bytes(named(resaved, "weight.nested_quant_map"),
                                   named(scaled, "weight.nested_quant_map")));
 }
