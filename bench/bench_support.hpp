@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/InferenceMode.h>
 
@@ -105,6 +106,57 @@ inline const LayerCopies& layer_copies(const std::string& layer, int64_t copies,
   return kept;
 }
 
+// Plain buffers of `bytes` bytes in weight memory, `copies` of them, each read by
+// cold_read_seconds. Only the last size's set is kept, like the layers' copies.
+inline const std::vector<at::Tensor>& read_copies(int64_t bytes, int64_t copies) {
+  static int64_t kept_bytes = -1;
+  static std::vector<at::Tensor> kept;
+  if (kept_bytes != bytes) {
+    kept.clear();
+    kept_bytes = bytes;
+  }
+  while (static_cast<int64_t>(kept.size()) < copies)
+    kept.push_back(empty_for_weights({(bytes + 7) / 8}, at::kLong).fill_(1));
+  return kept;
+}
+
+// Seconds per call of just reading `bytes` bytes that are out of cache: every thread loads one word
+// of each 64-byte line of an even, contiguous share of one buffer per call, with a kernel call's
+// fork and join, cycling through `copies` buffers. That is all the traffic a kernel that reads
+// `bytes` per call causes, with as many lines in flight as the core allows (summing every word
+// with 16-byte loads read ~25% less here), so it bounds such a kernel in the machine's present
+// state. It reads less than the steady-state probe (bandwidth_GBps: one 512 MiB stream, ~14% more
+// in an interleaved harness) and swings with it (the probe read 36-87 GB/s over one day here).
+// Median of 3 passes over all copies.
+inline double cold_read_seconds(int64_t bytes, int64_t copies) {
+  constexpr int kPasses = 3;
+  constexpr int64_t kWordsPerLine = 64 / sizeof(int64_t);
+  const std::vector<at::Tensor>& buffers = read_copies(bytes, copies);
+  const auto read = [](const at::Tensor& buffer) {
+    const int64_t* words = buffer.data_ptr<int64_t>();
+    const int64_t lines = (buffer.numel() + kWordsPerLine - 1) / kWordsPerLine;
+    const int64_t share = (lines + at::get_num_threads() - 1) / at::get_num_threads();
+    at::parallel_for(0, lines, share, [&](int64_t begin, int64_t end) {
+      int64_t sum = 0;
+      for (int64_t line = begin; line < end; ++line)
+        sum += words[line * kWordsPerLine];
+      benchmark::DoNotOptimize(sum);
+    });
+  };
+  for (const at::Tensor& buffer : buffers)
+    read(buffer);
+  std::vector<double> per_call(kPasses);
+  for (double& seconds : per_call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const at::Tensor& buffer : buffers)
+      read(buffer);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+              static_cast<double>(buffers.size());
+  }
+  std::nth_element(per_call.begin(), per_call.begin() + kPasses / 2, per_call.end());
+  return per_call[kPasses / 2];
+}
+
 // Seconds per call of a dense fp32 at::linear [m, k] x [n, k]^T on cold weights: the baseline
 // every quantized kernel is compared with (measured once per shape and process). The median of
 // kDensePasses passes over all copies: on a shared machine one pass can be far off (a single pass
@@ -134,18 +186,29 @@ inline double dense_seconds(int64_t m, int64_t n, int64_t k) {
 // Times a quantized linear [n, k] at batch m: the first `copies` of `layers` are cycled so that
 // each call finds its weights cold (1: hot, the same weights every call), `weight_bytes` is what
 // one call must read (codes, scales, zeros). Reports the effective weight GB/s, the machine's read
-// bandwidth and the speedup over dense fp32.
+// bandwidth and the speedup over dense fp32; with cold weights also what a plain read of
+// weight_bytes per call reaches, timed right after the calls (cold_read_GBps), and the share of it
+// the layer reaches (of_cold_read).
 inline void run_cold_linear(benchmark::State& state, const LayerCopies& layers, int64_t copies,
                             int64_t m, int64_t n, int64_t k, int64_t weight_bytes) {
   const at::Tensor x = at::randn({m, k});
   for (int64_t c = 0; c < copies; ++c)
     (void)layers[c]->apply(x);
   int64_t i = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state)
     benchmark::DoNotOptimize(layers[i++ % copies]->apply(x));
+  const double call_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(std::max<int64_t>(1, i));
   state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(weight_bytes),
                                                      benchmark::Counter::kIsIterationInvariantRate,
                                                      benchmark::Counter::kIs1000);
+  if (copies > 1) {
+    const double read_seconds = cold_read_seconds(weight_bytes, copies);
+    state.counters["cold_read_GBps"] = static_cast<double>(weight_bytes) / read_seconds / 1e9;
+    state.counters["of_cold_read"] = read_seconds / call_seconds;
+  }
   state.counters["bandwidth_GBps"] = read_bandwidth_gbps();
   state.counters["speedup_vs_dense_fp32"] =
       benchmark::Counter(dense_seconds(m, n, k), benchmark::Counter::kIsIterationInvariantRate);
