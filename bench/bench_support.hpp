@@ -124,9 +124,9 @@ inline const std::vector<at::Tensor>& read_copies(int64_t bytes, int64_t copies)
 // of each 64-byte line of an even, contiguous share of one buffer per call, with a kernel call's
 // fork and join, cycling through `copies` buffers. That is all the traffic a kernel that reads
 // `bytes` per call causes, with as many lines in flight as the core allows (summing every word
-// with 16-byte loads read ~25% less here), so it bounds such a kernel in the machine's present
-// state. It reads less than the steady-state probe (bandwidth_GBps: one 512 MiB stream, ~14% more
-// in an interleaved harness) and swings with it (the probe read 36-87 GB/s over one day here).
+// with 16-byte loads read 16-27% less here), so it bounds such a kernel in the machine's present
+// state. It reads less than the steady-state probe (bandwidth_GBps: one 512 MiB stream, 12-15%
+// more in an interleaved harness) and swings with it (the probe read 36-87 GB/s over one day here).
 // Median of 3 passes over all copies.
 inline double cold_read_seconds(int64_t bytes, int64_t copies) {
   constexpr int kPasses = 3;
