@@ -221,6 +221,51 @@ TEST(SafetensorsWriter, OmitsMetadataWhenEmpty) {
   EXPECT_EQ(read_bytes(path), le64(padded.size()) + padded + std::string("\x00\x00\x80\x3f", 4));
 }
 
+// The streamed writer asks for each tensor's bytes when it writes them, one at a time in the
+// file's (name) order, and writes the file the plain writer writes; no bytes is an error naming
+// the tensor, and leaves no file.
+TEST(SafetensorsWriter, StreamedAsksForEachTensorInFileOrderAndWritesTheSameFile) {
+  TempDir dir;
+  const float a[] = {1, 2, 3}, b[] = {4, 5};
+  const uint8_t c[] = {9};
+  const std::vector<SafetensorsTensor> tensors{{"m.weight", DType::F32, {3}, a, 12},
+                                               {"m.bias", DType::F32, {2}, b, 8},
+                                               {"empty", DType::U8, {0}, nullptr, 0},
+                                               {"k.codes", DType::U8, {1, 1}, c, 1}};
+  write_safetensors(dir / "plain.safetensors", tensors);
+  std::vector<std::string> asked;
+  std::vector<SafetensorsTensor> without_data = tensors;
+  for (auto& t : without_data)
+    t.data = nullptr;
+  std::vector<uint8_t> scratch;
+  write_safetensors_streamed(dir / "streamed.safetensors", without_data,
+                             [&](const SafetensorsTensor& t) -> const void* {
+                               asked.push_back(t.name);
+                               for (const auto& source : tensors)
+                                 if (source.name == t.name) {
+                                   // A fresh buffer each time: only the latest one must live.
+                                   const auto* bytes = static_cast<const uint8_t*>(source.data);
+                                   scratch.assign(bytes, bytes + source.nbytes);
+                                 }
+                               return scratch.data();
+                             });
+  EXPECT_EQ(asked, (std::vector<std::string>{"k.codes", "m.bias", "m.weight"}));
+  EXPECT_EQ(read_bytes(dir / "streamed.safetensors"), read_bytes(dir / "plain.safetensors"));
+
+  const std::string path = dir / "refused.safetensors";
+  try {
+    write_safetensors_streamed(path, without_data, [](const SafetensorsTensor& t) -> const void* {
+      static const float value = 0.0f;
+      return t.name == "m.bias" ? nullptr : &value;
+    });
+    FAIL() << "wrote a tensor without bytes";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(e.tensor(), "m.bias");
+    EXPECT_EQ(e.file(), path);
+  }
+  EXPECT_FALSE(fs::exists(path));
+}
+
 TEST(SafetensorsWriter, RejectsBadTensorsBeforeCreatingTheFile) {
   TempDir dir;
   const std::string path = dir / "bad.safetensors";

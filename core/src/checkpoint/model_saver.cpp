@@ -46,59 +46,114 @@ void sync_path(const fs::path& path) {
   ::close(fd);
 }
 
-struct NamedTensor {
-  std::string name;
-  at::Tensor tensor;  // contiguous, on CPU, in checkpoint layout
-};
-
-// The tensors to store, in the model's definition order (as a state dict is), tied copies left
-// out.
-std::vector<NamedTensor> collect_tensors(Model& model) {
-  const std::map<std::string, TensorSlot> slots = tensor_slots(model, /*for_saving=*/true);
-  std::vector<NamedTensor> out;
-  auto add = [&](const std::string& name, const at::Tensor& held) {
-    const TensorSlot& slot = slots.at(name);
-    if (slot.optional) return;  // a tied copy is not stored again
-    if (!held.defined() || held.device().is_meta())
-      throw CheckpointError("", name, "holds no data (the layer was never loaded)");
-    out.push_back({name, to_checkpoint_layout(slot, held).to(c10::kCPU).contiguous()});
-  };
-  for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
-    if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get())) {
-      for (const auto& [suffix, t] : linear->kernel().tensors())
-        add(item.key() + "." + suffix, t);
-    } else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get())) {
-      for (const auto& [name, t] : holder->own_tensors())
-        add(item.key() + "." + name, t);
-    }
-  }
-  return out;
+// What a linear's kernel or a module holds now, by local name.
+std::vector<std::pair<std::string, at::Tensor>> held_tensors(const TensorSlot& slot) {
+  if (slot.linear != nullptr) return slot.linear->kernel().tensors();
+  return slot.holder->own_tensors();
 }
 
-void write_weights(const fs::path& dir, const std::vector<NamedTensor>& tensors,
-                   uint64_t max_shard_bytes) {
-  std::vector<std::pair<std::string, uint64_t>> sizes;
-  std::map<std::string, const at::Tensor*> by_name;
-  uint64_t total = 0;
-  for (const auto& t : tensors) {
-    const uint64_t bytes = static_cast<uint64_t>(t.tensor.numel()) * t.tensor.element_size();
-    sizes.emplace_back(t.name, bytes);
-    by_name[t.name] = &t.tensor;
-    total += bytes;
+// A tensor to store: its name and form in the file, and the slot whose module gives its bytes.
+struct PlannedTensor {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;  // in checkpoint layout
+  uint64_t nbytes = 0;
+  const TensorSlot* slot = nullptr;
+};
+
+struct SavePlan {
+  std::map<std::string, TensorSlot> slots;
+  std::vector<PlannedTensor> tensors;  // in the model's definition order (as a state dict is)
+};
+
+// The tensors to store, tied copies left out: names, dtypes and shapes only. A kernel may make its
+// checkpoint tensors on the fly (a quantized layer that computes from another layout), so each
+// module's are dropped once measured, and fetched again when written (TensorFetcher).
+SavePlan plan_tensors(Model& model) {
+  SavePlan plan;
+  plan.slots = tensor_slots(model, /*for_saving=*/true);
+  for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
+    const std::string prefix = item.key() + ".";
+    std::vector<std::pair<std::string, at::Tensor>> held;
+    if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get()))
+      held = linear->kernel().tensors();
+    else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get()))
+      held = holder->own_tensors();
+    for (const auto& [local, t] : held) {
+      const std::string name = prefix + local;
+      const TensorSlot& slot = plan.slots.at(name);
+      if (slot.optional) continue;  // a tied copy is not stored again
+      if (!t.defined() || t.device().is_meta())
+        throw CheckpointError("", name, "holds no data (the layer was never loaded)");
+      PlannedTensor p;
+      p.name = name;
+      p.dtype = from_scalar_type(t.scalar_type());
+      p.shape = (slot.transposed ? t.t() : t).sizes().vec();
+      p.nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
+      p.slot = &slot;
+      plan.tensors.push_back(std::move(p));
+    }
   }
-  const ShardPlan plan = plan_shards(sizes, max_shard_bytes);
+  return plan;
+}
+
+// Gives the bytes of one planned tensor at a time, in checkpoint layout on the CPU: it asks a
+// module for its tensors when the first of them is written and keeps them until another module's
+// are asked for (a file's tensors go in name order, which keeps a module's together), so at most
+// one module's tensors and one converted copy are in memory beside the model.
+class TensorFetcher {
+ public:
+  const void* bytes(const PlannedTensor& planned) {
+    const TensorSlot& slot = *planned.slot;
+    const void* module = slot.linear != nullptr ? static_cast<const void*>(slot.linear)
+                                                : static_cast<const void*>(slot.holder);
+    if (module != module_) {
+      held_.clear();
+      converted_ = at::Tensor();
+      held_ = held_tensors(slot);
+      module_ = module;
+    }
+    for (const auto& [local, t] : held_) {
+      if (local != slot.local) continue;
+      converted_ = to_checkpoint_layout(slot, t).to(c10::kCPU).contiguous();
+      if (from_scalar_type(converted_.scalar_type()) != planned.dtype ||
+          converted_.sizes().vec() != planned.shape)
+        throw CheckpointError("", planned.name, "changed while the checkpoint was written");
+      return converted_.data_ptr();
+    }
+    throw CheckpointError("", planned.name, "disappeared while the checkpoint was written");
+  }
+
+ private:
+  const void* module_ = nullptr;
+  std::vector<std::pair<std::string, at::Tensor>> held_;
+  at::Tensor converted_;
+};
+
+void write_weights(const fs::path& dir, const SavePlan& plan, uint64_t max_shard_bytes) {
+  std::vector<std::pair<std::string, uint64_t>> sizes;
+  std::map<std::string, const PlannedTensor*> by_name;
+  uint64_t total = 0;
+  for (const auto& t : plan.tensors) {
+    sizes.emplace_back(t.name, t.nbytes);
+    by_name[t.name] = &t;
+    total += t.nbytes;
+  }
+  const ShardPlan shards = plan_shards(sizes, max_shard_bytes);
   std::vector<std::pair<std::string, std::string>> weight_map;
-  for (const auto& [file, names] : plan.shards) {
+  TensorFetcher fetcher;
+  for (const auto& [file, names] : shards.shards) {
     std::vector<SafetensorsTensor> out;
     for (const auto& name : names) {
-      const at::Tensor& t = *by_name.at(name);
-      out.push_back({name, from_scalar_type(t.scalar_type()), t.sizes().vec(), t.data_ptr(),
-                     static_cast<uint64_t>(t.numel()) * t.element_size()});
+      const PlannedTensor& t = *by_name.at(name);
+      out.push_back({name, t.dtype, t.shape, nullptr, t.nbytes});
       weight_map.emplace_back(name, file);
     }
-    write_safetensors((dir / file).string(), std::move(out));
+    write_safetensors_streamed(
+        (dir / file).string(), std::move(out),
+        [&](const SafetensorsTensor& t) { return fetcher.bytes(*by_name.at(t.name)); });
   }
-  if (plan.shards.size() > 1)
+  if (shards.shards.size() > 1)
     write_shard_index((dir / "model.safetensors.index.json").string(), total, weight_map);
 }
 
@@ -163,7 +218,7 @@ void save_model(Model& model, const std::string& folder, const SaveOptions& opti
         "cannot create a temporary folder beside it: " + std::string(std::strerror(errno)));
   const fs::path staged = pattern;
   try {
-    write_weights(staged, collect_tensors(model), options.max_shard_bytes);
+    write_weights(staged, plan_tensors(model), options.max_shard_bytes);
     write_file(staged / "config.json", config_json_text(config_to_save(model)));
     for (const auto& [name, contents] : options.extra_files)
       write_file(staged / name, contents);

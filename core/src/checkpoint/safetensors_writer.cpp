@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qplug/core/safetensors.hpp"
@@ -78,9 +79,6 @@ void validate_tensors(const std::string& path, const std::vector<SafetensorsTens
                             "shape " + shape_text(tensor.shape) + " x " +
                                 safetensors_name(tensor.dtype) + " is " + std::to_string(expected) +
                                 " bytes but " + std::to_string(tensor.nbytes) + " were given");
-    }
-    if (tensor.nbytes > 0 && tensor.data == nullptr) {
-      throw CheckpointError(path, tensor.name, "data pointer is null");
     }
   }
 }
@@ -183,6 +181,17 @@ class OutputFile {
 
 void write_safetensors(const std::string& path, std::vector<SafetensorsTensor> tensors,
                        const std::map<std::string, std::string>& metadata) {
+  for (const SafetensorsTensor& tensor : tensors)
+    if (tensor.nbytes > 0 && tensor.data == nullptr)
+      throw CheckpointError(path, tensor.name, "data pointer is null");
+  write_safetensors_streamed(
+      path, std::move(tensors), [](const SafetensorsTensor& t) { return t.data; }, metadata);
+}
+
+void write_safetensors_streamed(
+    const std::string& path, std::vector<SafetensorsTensor> tensors,
+    const std::function<const void*(const SafetensorsTensor&)>& bytes_of,
+    const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),
             [](const SafetensorsTensor& a, const SafetensorsTensor& b) { return a.name < b.name; });
   validate_tensors(path, tensors);
@@ -194,7 +203,10 @@ void write_safetensors(const std::string& path, std::vector<SafetensorsTensor> t
     out.write(prefix.data(), prefix.size(), "", "the header length");
     out.write(header.data(), header.size(), "", "the header");
     for (const SafetensorsTensor& tensor : tensors) {
-      out.write(tensor.data, tensor.nbytes, tensor.name, "tensor data");
+      if (tensor.nbytes == 0) continue;
+      const void* bytes = bytes_of(tensor);
+      if (bytes == nullptr) throw CheckpointError(path, tensor.name, "data pointer is null");
+      out.write(bytes, tensor.nbytes, tensor.name, "tensor data");
     }
     out.close();
   } catch (...) {

@@ -56,8 +56,10 @@ ModelDescription TransformerModel::describe() const {
   d.tied_weights = arch.declared_tied;
 
   std::map<const void*, std::string> first_owner;  // storage -> first parameter name
-  // Kernels may hand out tensors made on the fly (a quant map, a scalar); holding every tensor
-  // until the walk ends keeps a freed storage's address from being mistaken for a shared one.
+  // Every tensor entered in first_owner is held until the walk ends, so that a freed storage's
+  // address is not mistaken for a shared one. Tensors a kernel made on the fly for this call (a
+  // quant map, or a whole weight in checkpoint form) share no storage with anything: they are
+  // neither held nor entered, or describing a model would keep a copy of all such weights.
   std::vector<at::Tensor> keep_alive;
   for (const auto& item : root_->named_modules("", /*include_self=*/false)) {
     ModuleInfo info;
@@ -80,10 +82,16 @@ ModelDescription TransformerModel::describe() const {
     }
     for (const auto& [local, tensor] : tensors) {
       if (!tensor.defined()) continue;
-      keep_alive.push_back(tensor);
       info.params.push_back(param_info(local, tensor));
       if (!info.is_linear && tensor.is_floating_point()) info.dtype = info.params.back().dtype;
       const std::string full = info.name + "." + local;
+      const bool made_for_this_call =
+          tensor.use_count() == 1 && tensor.has_storage() && tensor.storage().use_count() == 1;
+      if (made_for_this_call) {
+        d.parameter_order.push_back(full);
+        continue;
+      }
+      keep_alive.push_back(tensor);
       auto [it, first] = first_owner.emplace(storage_identity(tensor), full);
       if (first) {
         d.parameter_order.push_back(full);

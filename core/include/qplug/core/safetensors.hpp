@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -103,6 +104,15 @@ struct SafetensorsTensor {
 // Validates that nbytes == numel x dtype size and names are unique. Throws CheckpointError.
 void write_safetensors(const std::string& path, std::vector<SafetensorsTensor> tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// The same file, each tensor's bytes asked for only when its turn comes (in the file's order, by
+// name; `data` is ignored): bytes_of(tensor) returns tensor.nbytes bytes, valid until the next
+// call. For tensors made on the fly, such as a quantized layer's checkpoint form of a weight it
+// keeps in another layout, so that one of them at a time is in memory, not the whole file's.
+void write_safetensors_streamed(
+    const std::string& path, std::vector<SafetensorsTensor> tensors,
+    const std::function<const void*(const SafetensorsTensor&)>& bytes_of,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 // ---- sharded checkpoints: model.safetensors.index.json ------------------------------------
 
