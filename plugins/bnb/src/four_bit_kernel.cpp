@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -17,6 +18,7 @@
 #include "balanced_rows.hpp"
 #include "bnb_tensors.hpp"
 #include "code_tables.hpp"
+#include "interleaved_rows.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
 #include "quantize_4bit.hpp"
 
@@ -109,9 +111,10 @@ class FourBitKernel final : public CpuLinearKernel {
 
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
     std::vector<std::pair<std::string, at::Tensor>> out;
-    if (!weight_.packed.defined()) return out;
-    out.emplace_back("weight", weight_.packed);
-    out.emplace_back("weight.absmax", weight_.nested ? weight_.absmax_codes : weight_.absmax);
+    if (!has_weight()) return out;
+    const FourBitWeight stored = checkpoint_weight();
+    out.emplace_back("weight", stored.packed);
+    out.emplace_back("weight.absmax", stored.nested ? stored.absmax_codes : stored.absmax);
     out.emplace_back("weight.quant_map", quant_map_);
     if (weight_.nested) {
       out.emplace_back("weight.nested_absmax", weight_.nested_absmax);
@@ -138,8 +141,8 @@ class FourBitKernel final : public CpuLinearKernel {
   }
 
   void process_weights_after_loading() override {
-    if (args_.pre_quantized && !weight_.packed.defined()) assemble_prequantized();
-    if (!weight_.packed.defined()) fail("weight", "missing tensor");
+    if (args_.pre_quantized && !has_weight()) assemble_prequantized();
+    if (!has_weight()) fail("weight", "missing tensor");
     if (args_.shape.has_bias && !bias_.defined()) fail("bias", "missing tensor");
     if (bias_.defined()) bias_in_compute_dtype_ = in_compute_dtype(bias_).to(at::kFloat);
   }
@@ -183,7 +186,8 @@ class FourBitKernel final : public CpuLinearKernel {
 
   at::Tensor dequantize(DType dtype) const override {
     const int64_t n = args_.shape.in_features * args_.shape.out_features;
-    return dequantize_4bit(weight_.packed, float_scales(weight_), n, settings_.blocksize,
+    const FourBitWeight stored = checkpoint_weight();
+    return dequantize_4bit(stored.packed, float_scales(stored), n, settings_.blocksize,
                            table_.data(), kernels_)
         .view({args_.shape.out_features, args_.shape.in_features})
         .to(to_scalar_type(dtype));
@@ -202,6 +206,7 @@ class FourBitKernel final : public CpuLinearKernel {
                         "llm_int8_skip_modules");
     weight_ = quantize_4bit(value, settings_, kernels_);
     prepare_nested_map();
+    interleave_if_rows_are_blocks();
     set_table(four_bit_table(settings_.quant_type).data());
     quant_map_ = at::from_blob(const_cast<float*>(table_.data()), {16},
                                at::TensorOptions().dtype(at::kFloat))
@@ -286,6 +291,7 @@ class FourBitKernel final : public CpuLinearKernel {
       prepare_nested_map();
     } else {
       weight_.absmax = absmax.to(at::kFloat).contiguous();
+      interleave_if_rows_are_blocks();
     }
     const at::Tensor quant_map = stored_.at("weight.quant_map").to(at::kFloat).contiguous();
     if (quant_map.numel() != 16) fail("weight.quant_map", "must hold 16 values");
@@ -302,22 +308,46 @@ class FourBitKernel final : public CpuLinearKernel {
     if (weight_.nested) nested_map_ = nested_scale_map(weight_.nested_map.data_ptr<float>());
   }
 
-  // Calls `multiply(packed, scales, first, rows)` for runs of whole rows that together make up
-  // [first_row, last_row), `packed` and `scales` pointing at row `first`'s codes and scales (blocks
-  // of row first_row + r start at scales[r * K / blocksize]), K % blocksize == 0. Unnested scales
-  // are the stored ones, in one run; nested ones are decoded into this thread's scratch run by
-  // run (kScaleRunRows rows).
+  // The weight held as checkpoint tensors: the stored ones, or copies split from the interleaved
+  // rows.
+  FourBitWeight checkpoint_weight() const {
+    if (!rows_.defined()) return weight_;
+    FourBitWeight out;
+    std::tie(out.packed, out.absmax) =
+        split_rows(rows_, args_.shape.in_features, settings_.blocksize);
+    return out;
+  }
+
+  bool has_weight() const { return rows_.defined() || weight_.packed.defined(); }
+
+  // A non-nested weight whose rows are whole blocks moves to the interleaved layout (each row's
+  // scales after its codes: interleaved_rows.hpp), which every matmul of such a weight reads.
+  // Others keep the checkpoint's tensors: nested scales are decoded run by run into cache, and
+  // blocks that straddle rows go through dequantize_4bit.
+  void interleave_if_rows_are_blocks() {
+    const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
+    if (weight_.nested || K % settings_.blocksize != 0) return;
+    rows_ = interleave_rows(weight_.packed, weight_.absmax, N, K, settings_.blocksize);
+    weight_.packed = weight_.absmax = at::Tensor();
+  }
+
+  // Calls `multiply(w, first, rows)` for runs of whole rows that together make up
+  // [first_row, last_row), w's row 0 being row `first`, K % blocksize == 0. Unnested weights are
+  // the interleaved rows, in one run; nested ones are their codes with the scales decoded into
+  // this thread's scratch run by run (kScaleRunRows rows).
   template <typename Multiply>
   void rows_with_scales(int64_t first_row, int64_t last_row, const Multiply& multiply) const {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
     const int64_t blocks_per_row = K / settings_.blocksize;
-    const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
     if (!weight_.nested) {
-      multiply(packed + first_row * (K / 2),
-               weight_.absmax.data_ptr<float>() + first_row * blocks_per_row, first_row,
-               last_row - first_row);
+      const FourBitRows all = interleaved_rows(rows_, K, settings_.blocksize);
+      multiply(FourBitRows{all.codes + first_row * all.codes_stride,
+                           all.scales + first_row * all.scales_stride, all.codes_stride,
+                           all.scales_stride},
+               first_row, last_row - first_row);
       return;
     }
+    const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
     float* scales = scratch(kScaleRunRows * blocks_per_row, ScratchSlot::kDecodedScales);
     const uint8_t* codes = weight_.absmax_codes.data_ptr<uint8_t>();
     const float* nested = weight_.nested_absmax.data_ptr<float>();
@@ -334,7 +364,7 @@ class FourBitKernel final : public CpuLinearKernel {
       const int64_t next_end = std::min(N, r0 + rows + kScaleRunRows) * blocks_per_row;
       for (int64_t b = (r0 + rows) * blocks_per_row; b < next_end; b += 64)
         __builtin_prefetch(codes + b);
-      multiply(packed + r0 * (K / 2), scales, r0, rows);
+      multiply(contiguous_rows(packed + r0 * (K / 2), scales, K, settings_.blocksize), r0, rows);
     }
   }
 
@@ -369,11 +399,9 @@ class FourBitKernel final : public CpuLinearKernel {
     const float* xs = arranged;
     float* out = y.data_ptr<float>();
     const auto multiply_rows = [&](int64_t first, int64_t last) {
-      rows_with_scales(first, last,
-                       [&](const uint8_t* packed, const float* scales, int64_t r0, int64_t rows) {
-                         gemv_rows(xs, M, K, packed, scales, settings_.blocksize,
-                                   compute_table_.data(), 0, rows, out + r0, N);
-                       });
+      rows_with_scales(first, last, [&](const FourBitRows& w, int64_t r0, int64_t rows) {
+        gemv_rows(xs, M, K, w, settings_.blocksize, compute_table_.data(), 0, rows, out + r0, N);
+      });
     };
     for_row_chunks_balanced(N, gemv_chunk_rows(N), multiply_rows);
     return y;
@@ -391,11 +419,28 @@ class FourBitKernel final : public CpuLinearKernel {
     at::Tensor y = at::empty({M, N}, at::TensorOptions().dtype(at::kFloat));
     float* out = y.data_ptr<float>();
     constexpr int64_t kRowsPerTask = 32;  // the AMX kernel's row block
+    const int64_t bs = settings_.blocksize;
     at::parallel_for(0, (N + kRowsPerTask - 1) / kRowsPerTask, 1, [&](int64_t first, int64_t last) {
+      // The AMX kernel reads codes and scales as separate arrays: interleaved rows are copied
+      // apart one row block at a time (72 KiB for K = 4096), in cache for the panels that decode
+      // them right after; batches large enough for AMX spend far longer on the products.
+      auto* codes = static_cast<uint8_t*>(
+          thread_scratch(ScratchSlot::kAmxWeightRows,
+                         static_cast<size_t>(kRowsPerTask * interleaved_row_bytes(K, bs))));
+      float* scales = reinterpret_cast<float*>(codes + kRowsPerTask * (K / 2));
       rows_with_scales(first * kRowsPerTask, std::min(N, last * kRowsPerTask),
-                       [&](const uint8_t* packed, const float* scales, int64_t r0, int64_t rows) {
-                         kernels_.matmul_4bit_amx(x, M, K, packed, scales, settings_.blocksize,
-                                                  table_.data(), 0, rows, out + r0, N);
+                       [&](const FourBitRows& w, int64_t r0, int64_t rows) {
+                         for (int64_t b = 0; b < rows; b += kRowsPerTask) {
+                           const int64_t block = std::min(kRowsPerTask, rows - b);
+                           const FourBitRows part{w.codes + b * w.codes_stride,
+                                                  w.scales + b * w.scales_stride, w.codes_stride,
+                                                  w.scales_stride};
+                           const bool apart = part.codes_stride == K / 2;  // nested: decoded
+                           if (!apart) copy_rows_apart(part, block, K, bs, codes, scales);
+                           kernels_.matmul_4bit_amx(x, M, K, apart ? part.codes : codes,
+                                                    apart ? part.scales : scales, bs, table_.data(),
+                                                    0, block, out + r0 + b, N);
+                         }
                        });
     });
     return y;
@@ -427,29 +472,27 @@ class FourBitKernel final : public CpuLinearKernel {
     at::parallel_for(0, tiles, 1, [&](int64_t first, int64_t last) {
       float* tile = scratch(kTileRows * depth, ScratchSlot::kDecodedTile);
       rows_with_scales(first * kTileRows, std::min(N, last * kTileRows),
-                       [&](const uint8_t* packed, const float* scales, int64_t r0, int64_t rows) {
-                         multiply_tiles(x, M, packed, scales, rows, depth, tile, out + r0);
+                       [&](const FourBitRows& w, int64_t r0, int64_t rows) {
+                         multiply_tiles(x, M, w, rows, depth, tile, out + r0);
                        });
     });
     return y;
   }
 
-  // Adds to y (stride N) the products of the arranged inputs x and `rows` weight rows (their codes
-  // and scales from `packed` and `scales` on), kTileRows rows by `depth` columns at a time through
-  // `tile`.
-  void multiply_tiles(const float* x, int64_t M, const uint8_t* packed, const float* scales,
-                      int64_t rows, int64_t depth, float* tile, float* y) const {
+  // Adds to y (stride N) the products of the arranged inputs x and the first `rows` rows of `w`,
+  // kTileRows rows by `depth` columns at a time through `tile`.
+  void multiply_tiles(const float* x, int64_t M, const FourBitRows& w, int64_t rows, int64_t depth,
+                      float* tile, float* y) const {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
     const int64_t bs = settings_.blocksize;
     for (int64_t t0 = 0; t0 < rows; t0 += kTileRows) {
       const int64_t tile_rows = std::min(kTileRows, rows - t0);
       for (int64_t k0 = 0; k0 < K; k0 += depth) {
         const int64_t kc = std::min(depth, K - k0);
-        for (int64_t r = 0; r < tile_rows; ++r) {
-          const int64_t first_block = ((t0 + r) * K + k0) / bs;
-          kernels_.decode_tile(packed, scales, bs, compute_table_.data(), first_block,
-                               first_block + kc / bs, tile + r * kc);
-        }
+        for (int64_t r = 0; r < tile_rows; ++r)
+          kernels_.decode_tile(w.codes + (t0 + r) * w.codes_stride,
+                               w.scales + (t0 + r) * w.scales_stride, bs, compute_table_.data(),
+                               k0 / bs, (k0 + kc) / bs, tile + r * kc);
         kernels_.gemm_tile(x, M, K, k0, tile, tile_rows, kc, y + t0, N, /*accumulate=*/k0 > 0);
       }
     }
@@ -457,7 +500,8 @@ class FourBitKernel final : public CpuLinearKernel {
 
   FourBitSettings settings_;
   const CpuKernels& kernels_;
-  FourBitWeight weight_;
+  FourBitWeight weight_;  // packed and absmax undefined once moved to rows_
+  at::Tensor rows_;       // interleaved rows (interleave_if_rows_are_blocks), else undefined
   at::Tensor quant_map_;
   NestedScaleMap nested_map_{};            // weight_.nested_map, as the kernels decode it (nested)
   std::array<float, 16> table_{};          // the checkpoint's code values

@@ -17,6 +17,7 @@
 #include "eight_bit_kernel.hpp"
 #include "four_bit_kernel.hpp"
 #include "int8_activations.hpp"
+#include "interleaved_rows.hpp"
 #include "kernels_under_test.hpp"
 #include "qplug/sdk/value.hpp"
 #include "quantize_4bit.hpp"
@@ -40,8 +41,10 @@ at::Tensor run_gemv(const CpuKernels& k, const at::Tensor& x, const FourBitWeigh
   k.arrange_activations(input.data_ptr<float>(), M, K, arranged.data_ptr<float>());
   at::Tensor y = at::zeros({M, N});
   const FourBitCodebook book = codebook(type);
-  k.gemv_4bit(arranged.data_ptr<float>(), M, K, w.packed.data_ptr<uint8_t>(),
-              w.absmax.data_ptr<float>(), blocksize, book.table, 0, N, y.data_ptr<float>(), N);
+  k.gemv_4bit(
+      arranged.data_ptr<float>(), M, K,
+      contiguous_rows(w.packed.data_ptr<uint8_t>(), w.absmax.data_ptr<float>(), K, blocksize),
+      blocksize, book.table, 0, N, y.data_ptr<float>(), N);
   return y;
 }
 
@@ -142,14 +145,46 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
           k.arrange_activations_bf16(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
           at::Tensor y = at::zeros({M, N});
           // Rows [5, 37): the first and last rows stay untouched.
-          k.gemv_4bit_bf16(arranged.data_ptr<float>(), M, K, q.packed.data_ptr<uint8_t>(),
-                           q.absmax.data_ptr<float>(), bs, table.data(), 5, 37, y.data_ptr<float>(),
-                           N);
+          k.gemv_4bit_bf16(
+              arranged.data_ptr<float>(), M, K,
+              contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs), bs,
+              table.data(), 5, 37, y.data_ptr<float>(), N);
           const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
           EXPECT_LT(relative_error(y.narrow(1, 5, 32), want.narrow(1, 5, 32)), 1e-6)
               << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
           EXPECT_EQ(y.narrow(1, 0, 5).abs().max().item<float>(), 0.0f);
           EXPECT_EQ(y.narrow(1, 37, 3).abs().max().item<float>(), 0.0f);
+        }
+}
+
+// The layer's interleaved rows (each row's scales after its codes) give the GEMVs the same bits
+// as the checkpoint's separate tensors, in every chunk class and with a row tail (K % 128 != 0).
+TEST_P(EveryIsa, GemvReadsInterleavedRowsAsSeparateTensors) {
+  const CpuKernels& k = kernels_under_test(GetParam());
+  for (bool bf16 : {false, true})
+    for (int64_t bs : {32, 64, 256})
+      for (int64_t K : gemv_row_lengths(bs))
+        for (int64_t M : {1, 3, 6}) {
+          const int64_t N = 21;
+          const at::Tensor w = randn({N, K}, 31 + bs);
+          const at::Tensor x = randn({M, K}, 37 + M).to(at::kBFloat16).to(at::kFloat);
+          const FourBitWeight q =
+              quantize_4bit(w, FourBitSettings{QuantType::FP4, false, bs, DType::F32}, k);
+          const at::Tensor rows = interleave_rows(q.packed, q.absmax, N, K, bs);
+          const std::vector<float> table = bf16_table(QuantType::FP4);
+          at::Tensor arranged = at::empty({M, K});
+          (bf16 ? k.arrange_activations_bf16 : k.arrange_activations)(x.data_ptr<float>(), M, K,
+                                                                      arranged.data_ptr<float>());
+          const auto gemv = bf16 ? k.gemv_4bit_bf16 : k.gemv_4bit;
+          at::Tensor apart = at::zeros({M, N}), together = at::zeros({M, N});
+          gemv(arranged.data_ptr<float>(), M, K,
+               contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs), bs,
+               table.data(), 2, N, apart.data_ptr<float>(), N);
+          gemv(arranged.data_ptr<float>(), M, K, interleaved_rows(rows, K, bs), bs, table.data(), 2,
+               N, together.data_ptr<float>(), N);
+          EXPECT_TRUE(at::equal(apart, together)) << GetParam() << (bf16 ? " bf16" : " fp32")
+                                                  << " bs=" << bs << " K=" << K << " M=" << M;
+          EXPECT_GT(apart.abs().max().item<float>(), 0.0f);
         }
 }
 

@@ -38,6 +38,23 @@ constexpr int64_t kNestedBlocksize = 256;
 // arrange_tile_inputs may pad the inputs to a multiple of this many.
 constexpr int64_t kTileInputGroup = 16;
 
+// Where the GEMV finds the rows of a 4-bit weight whose rows are whole blocks: row o's packed codes
+// at codes + o * codes_stride (bytes), its blocks' float32 scales at scales + o * scales_stride
+// (floats). Separate tensors (contiguous_rows) have strides K / 2 and K / blocksize; the layer's
+// interleaved rows (interleaved_rows.hpp) put each row's scales right after its codes, so that an
+// M = 1 GEMV reads one stream through memory instead of two.
+struct FourBitRows {
+  const uint8_t* codes;
+  const float* scales;
+  int64_t codes_stride;
+  int64_t scales_stride;
+};
+
+inline FourBitRows contiguous_rows(const uint8_t* packed, const float* absmax, int64_t K,
+                                   int64_t blocksize) {
+  return {packed, absmax, K / 2, K / blocksize};
+}
+
 struct CpuKernels {
   // "avx512_amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2_vnni", "avx2" or "scalar".
   const char* isa;
@@ -58,21 +75,21 @@ struct CpuKernels {
   // M * K floats.
   void (*arrange_activations)(const float* x, int64_t M, int64_t K, float* out);
 
-  // y[m, o] = sum_k x[m, k] W[o, k] for rows o in [first_row, last_row), M inputs, when each row
-  // is a whole number of blocks (K % blocksize == 0, blocksize a power of 2 >= 32). x_arranged
-  // comes from arrange_activations. y has stride `y_stride` between inputs.
-  void (*gemv_4bit)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-                    const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-                    int64_t last_row, float* y, int64_t y_stride);
+  // y[m, o] = sum_k x[m, k] W[o, k] for rows o in [first_row, last_row) of `w`, M inputs, when
+  // each row is a whole number of blocks (K % blocksize == 0, blocksize a power of 2 >= 32).
+  // x_arranged comes from arrange_activations. y has stride `y_stride` between inputs.
+  void (*gemv_4bit)(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+                    int64_t blocksize, const float* table, int64_t first_row, int64_t last_row,
+                    float* y, int64_t y_stride);
 
   // The same two operations for inputs and a table whose every value is a bfloat16 (its low 16
   // bits zero, as with bnb_4bit_compute_dtype bfloat16): the same sums, possibly in another order
   // and layout, decoding only the values' two high bytes. Sets without a faster path repeat the
   // general ones.
   void (*arrange_activations_bf16)(const float* x, int64_t M, int64_t K, float* out);
-  void (*gemv_4bit_bf16)(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-                         const float* absmax, int64_t blocksize, const float* table,
-                         int64_t first_row, int64_t last_row, float* y, int64_t y_stride);
+  void (*gemv_4bit_bf16)(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+                         int64_t blocksize, const float* table, int64_t first_row, int64_t last_row,
+                         float* y, int64_t y_stride);
 
   // Batched matmuls multiply tiles of dequantized weights. decode_tile writes dequantize_4bit's
   // values of whole blocks [first_block, last_block) (blocksize a multiple of 32) from out[0] on,
@@ -142,8 +159,8 @@ inline int64_t amx_input_words(int64_t M, int64_t K) {
 }
 
 // The plugin's per-thread scratch buffers (scratch.cpp), one per use: the 4-bit layer's arranged
-// inputs, decoded tiles, bfloat16-rounded inputs and decoded nested scales, the int8 layer's
-// quantized activations, and the kernels' own.
+// inputs, decoded tiles, bfloat16-rounded inputs, decoded nested scales and weight rows copied
+// apart for the AMX matmul, the int8 layer's quantized activations, and the kernels' own.
 enum class ScratchSlot {
   kArrangedInputs,
   kDecodedTile,
@@ -157,6 +174,7 @@ enum class ScratchSlot {
   kDecodedScales,
   kUnsignedInt8Inputs,
   kWideInt8Inputs,
+  kAmxWeightRows,
   kCount
 };
 

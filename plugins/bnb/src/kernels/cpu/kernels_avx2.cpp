@@ -294,16 +294,16 @@ inline void decode(const uint8_t* packed, const HighByteTables& t, __m256 out[4]
 }
 
 template <int kCount, typename Tables>
-void gemv_rows(const float* x, int64_t K, const uint8_t* packed, const float* absmax,
-               int64_t blocksize, const Tables& tables, int64_t first_row, int64_t last_row,
-               float* y, int64_t y_stride) {
+void gemv_rows(const float* x, int64_t K, const FourBitRows& w, int64_t blocksize,
+               const Tables& tables, int64_t first_row, int64_t last_row, float* y,
+               int64_t y_stride) {
   const int64_t blocks_per_row = K / blocksize;
   for (int64_t o = first_row; o < last_row; ++o) {
     __m256 row[kCount];
     for (int m = 0; m < kCount; ++m)
       row[m] = _mm256_setzero_ps();
-    const uint8_t* row_bytes = packed + o * (K / 2);
-    const float* scales = absmax + o * blocks_per_row;
+    const uint8_t* row_bytes = w.codes + o * w.codes_stride;
+    const float* scales = w.scales + o * w.scales_stride;
     for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
       // Four accumulators per input: no FMA waits on the one before it.
       __m256 acc[4][kCount];
@@ -331,41 +331,40 @@ void gemv_rows(const float* x, int64_t K, const uint8_t* packed, const float* ab
 }
 
 template <typename Tables>
-void gemv_inputs(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-                 const float* absmax, int64_t blocksize, const Tables& tables, int64_t first_row,
-                 int64_t last_row, float* y, int64_t y_stride) {
+void gemv_inputs(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+                 int64_t blocksize, const Tables& tables, int64_t first_row, int64_t last_row,
+                 float* y, int64_t y_stride) {
   for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
     const float* x = x_arranged + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
       case 1:
-        gemv_rows<1>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        gemv_rows<1>(x, K, w, blocksize, tables, first_row, last_row, out, y_stride);
         break;
       case 2:
-        gemv_rows<2>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        gemv_rows<2>(x, K, w, blocksize, tables, first_row, last_row, out, y_stride);
         break;
       case 3:
-        gemv_rows<3>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        gemv_rows<3>(x, K, w, blocksize, tables, first_row, last_row, out, y_stride);
         break;
       default:
-        gemv_rows<4>(x, K, packed, absmax, blocksize, tables, first_row, last_row, out, y_stride);
+        gemv_rows<4>(x, K, w, blocksize, tables, first_row, last_row, out, y_stride);
         break;
     }
   }
 }
 
-void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-               const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-               int64_t last_row, float* y, int64_t y_stride) {
-  gemv_inputs(x_arranged, M, K, packed, absmax, blocksize, byte_tables(table), first_row, last_row,
-              y, y_stride);
+void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+               int64_t blocksize, const float* table, int64_t first_row, int64_t last_row, float* y,
+               int64_t y_stride) {
+  gemv_inputs(x_arranged, M, K, w, blocksize, byte_tables(table), first_row, last_row, y, y_stride);
 }
 
-void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-                    const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-                    int64_t last_row, float* y, int64_t y_stride) {
-  gemv_inputs(x_arranged, M, K, packed, absmax, blocksize, high_byte_tables(table), first_row,
-              last_row, y, y_stride);
+void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+                    int64_t blocksize, const float* table, int64_t first_row, int64_t last_row,
+                    float* y, int64_t y_stride) {
+  gemv_inputs(x_arranged, M, K, w, blocksize, high_byte_tables(table), first_row, last_row, y,
+              y_stride);
 }
 
 // ---- the multiply of batched matmuls ----------------------------------------------------------

@@ -204,7 +204,7 @@ struct TailChunkScales {
     lane_block = bs >= kChunk ? _mm512_setzero_si512() : _mm512_srli_epi32(lane, block_shift - 3);
   }
 
-  // The chunk of `size` weights that starts at flat element index `first`.
+  // The chunk of `size` weights that starts at element `first` of a row whose scales are `absmax`.
   __m512 of(const float* absmax, int64_t first, int64_t size) const {
     const int64_t block = first >> block_shift;
     if (blocksize >= kChunk) return _mm512_set1_ps(absmax[block]);
@@ -214,8 +214,9 @@ struct TailChunkScales {
   }
 };
 
-// Asks for the codes 8 KiB ahead of `p` (rows are contiguous, so past a row's end is the next
-// row's start; past the buffer's end a prefetch is dropped): the hardware prefetcher alone left
+// Asks for the codes 8 KiB ahead of `p` (rows follow each other, so past a row's end come the next
+// rows, with the interleaved layout's scales between them; past the buffer's end a prefetch is
+// dropped): the hardware prefetcher alone left
 // cold weights ~20% slower. Measured in one process, interleaved, on huge-page weights: 8 KiB ahead
 // gave the bf16 GEMV 10-15% over 1 KiB (4 KiB: +5%, 16 KiB: as 8); the absmax stream needs none.
 inline void prefetch_ahead(const uint8_t* p) {
@@ -297,7 +298,8 @@ struct Bf16Chunks {
 };
 
 // Where a whole chunk's lanes find their absmax, one type per blocksize class so that the chunk
-// loop holds no branch on the blocksize. `first`: the chunk's flat element index.
+// loop holds no branch on the blocksize. `first`: the chunk's first element in its row, whose
+// scales `absmax` points at.
 struct OneBlockPerChunk {  // blocksize >= 128
   int block_shift;
   __m512 of(const float* absmax, int64_t first) const {
@@ -321,24 +323,24 @@ struct FourBlocksPerChunk {  // blocksize 32: lanes 4b..4b+3 in block b
 
 template <int kCount, typename Chunks, typename WholeChunkScales>
 void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailChunkScales& tail,
-               const typename Chunks::Input* x_arranged, int64_t K, const uint8_t* packed,
-               const float* absmax, int64_t first_row, int64_t last_row, float* y,
-               int64_t y_stride) {
+               const typename Chunks::Input* x_arranged, int64_t K, const FourBitRows& w,
+               int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
   const int64_t full_end = K / kChunk * kChunk;
   for (int64_t o = first_row; o < last_row; ++o) {
     __m512 row[kCount];
     for (int m = 0; m < kCount; ++m)
       row[m] = _mm512_setzero_ps();
-    const uint8_t* row_bytes = packed + o * (K / 2);
+    const uint8_t* row_bytes = w.codes + o * w.codes_stride;
+    const float* scales = w.scales + o * w.scales_stride;
     for (int64_t c0 = 0; c0 < full_end; c0 += kChunk) {
       prefetch_ahead(row_bytes + c0 / 2);
       chunks.template add<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk,
-                                        whole.of(absmax, o * K + c0), row);
+                                        whole.of(scales, c0), row);
     }
     if (full_end < K)
       chunks.template add<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
-                                         K - full_end,
-                                         tail.of(absmax, o * K + full_end, K - full_end), row);
+                                         K - full_end, tail.of(scales, full_end, K - full_end),
+                                         row);
     for (int m = 0; m < kCount; ++m)
       y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
   }
@@ -348,23 +350,23 @@ void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailCh
 template <typename Chunks, typename WholeChunkScales>
 void gemv_inputs_with(const Chunks& chunks, const WholeChunkScales& whole,
                       const TailChunkScales& tail, const typename Chunks::Input* x_arranged,
-                      int64_t M, int64_t K, const uint8_t* packed, const float* absmax,
-                      int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+                      int64_t M, int64_t K, const FourBitRows& w, int64_t first_row,
+                      int64_t last_row, float* y, int64_t y_stride) {
   for (int64_t m0 = 0; m0 < M; m0 += kInputs) {
     const auto* x = x_arranged + m0 * K;
     float* out = y + m0 * y_stride;
     switch (std::min(kInputs, M - m0)) {
       case 1:
-        gemv_rows<1>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
+        gemv_rows<1>(chunks, whole, tail, x, K, w, first_row, last_row, out, y_stride);
         break;
       case 2:
-        gemv_rows<2>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
+        gemv_rows<2>(chunks, whole, tail, x, K, w, first_row, last_row, out, y_stride);
         break;
       case 3:
-        gemv_rows<3>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
+        gemv_rows<3>(chunks, whole, tail, x, K, w, first_row, last_row, out, y_stride);
         break;
       default:
-        gemv_rows<4>(chunks, whole, tail, x, K, packed, absmax, first_row, last_row, out, y_stride);
+        gemv_rows<4>(chunks, whole, tail, x, K, w, first_row, last_row, out, y_stride);
         break;
     }
   }
@@ -373,36 +375,36 @@ void gemv_inputs_with(const Chunks& chunks, const WholeChunkScales& whole,
 // Picks the whole-chunk scales of the blocksize's class once, outside every loop.
 template <typename Chunks>
 void gemv_inputs(const Chunks& chunks, const typename Chunks::Input* x_arranged, int64_t M,
-                 int64_t K, const uint8_t* packed, const float* absmax, int64_t blocksize,
-                 int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+                 int64_t K, const FourBitRows& w, int64_t blocksize, int64_t first_row,
+                 int64_t last_row, float* y, int64_t y_stride) {
   const TailChunkScales tail(blocksize);
   if (blocksize >= kChunk)
-    gemv_inputs_with(chunks, OneBlockPerChunk{tail.block_shift}, tail, x_arranged, M, K, packed,
-                     absmax, first_row, last_row, y, y_stride);
-  else if (blocksize == 64)
-    gemv_inputs_with(chunks, TwoBlocksPerChunk{}, tail, x_arranged, M, K, packed, absmax, first_row,
-                     last_row, y, y_stride);
-  else
-    gemv_inputs_with(chunks, FourBlocksPerChunk{}, tail, x_arranged, M, K, packed, absmax,
+    gemv_inputs_with(chunks, OneBlockPerChunk{tail.block_shift}, tail, x_arranged, M, K, w,
                      first_row, last_row, y, y_stride);
+  else if (blocksize == 64)
+    gemv_inputs_with(chunks, TwoBlocksPerChunk{}, tail, x_arranged, M, K, w, first_row, last_row, y,
+                     y_stride);
+  else
+    gemv_inputs_with(chunks, FourBlocksPerChunk{}, tail, x_arranged, M, K, w, first_row, last_row,
+                     y, y_stride);
 }
 
-void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-               const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-               int64_t last_row, float* y, int64_t y_stride) {
-  gemv_inputs(Fp32Chunks{_mm512_loadu_ps(table)}, x_arranged, M, K, packed, absmax, blocksize,
-              first_row, last_row, y, y_stride);
+void gemv_4bit(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+               int64_t blocksize, const float* table, int64_t first_row, int64_t last_row, float* y,
+               int64_t y_stride) {
+  gemv_inputs(Fp32Chunks{_mm512_loadu_ps(table)}, x_arranged, M, K, w, blocksize, first_row,
+              last_row, y, y_stride);
 }
 
 // x_arranged from arrange_word_nibbles_bf16, table values bfloat16.
-void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const uint8_t* packed,
-                    const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-                    int64_t last_row, float* y, int64_t y_stride) {
+void gemv_4bit_bf16(const float* x_arranged, int64_t M, int64_t K, const FourBitRows& w,
+                    int64_t blocksize, const float* table, int64_t first_row, int64_t last_row,
+                    float* y, int64_t y_stride) {
   alignas(64) uint16_t words[32];
   for (int i = 0; i < 32; ++i)
     words[i] = high_half(table[i % 16]);
   gemv_inputs(Bf16Chunks{_mm512_load_si512(words)}, reinterpret_cast<const uint16_t*>(x_arranged),
-              M, K, packed, absmax, blocksize, first_row, last_row, y, y_stride);
+              M, K, w, blocksize, first_row, last_row, y, y_stride);
 }
 
 // ---- double quantization's scales --------------------------------------------------------------

@@ -58,23 +58,25 @@ void dequantize_4bit(const uint8_t* packed, const float* absmax, int64_t n, int6
   }
 }
 
-void gemv_4bit(const float* x_split, int64_t M, int64_t K, const uint8_t* packed,
-               const float* absmax, int64_t blocksize, const float* table, int64_t first_row,
-               int64_t last_row, float* y, int64_t y_stride) {
+void gemv_4bit(const float* x_split, int64_t M, int64_t K, const FourBitRows& w, int64_t blocksize,
+               const float* table, int64_t first_row, int64_t last_row, float* y,
+               int64_t y_stride) {
   const int64_t half = K / 2;
   const int64_t blocks_per_row = K / blocksize;
   for (int64_t o = first_row; o < last_row; ++o) {
+    const uint8_t* row_bytes = w.codes + o * w.codes_stride;
+    const float* scales = w.scales + o * w.scales_stride;
     for (int64_t m = 0; m < M; ++m) {
       const float* xe = x_split + m * K;
       const float* xo = xe + half;
       float row = 0.0f;
       for (int64_t blk = 0; blk < blocks_per_row; ++blk) {
-        const uint8_t* bytes = packed + (o * K + blk * blocksize) / 2;
+        const uint8_t* bytes = row_bytes + blk * blocksize / 2;
         const int64_t j0 = blk * blocksize / 2;
         float acc = 0.0f;
         for (int64_t j = 0; j < blocksize / 2; ++j)
           acc += table[bytes[j] >> 4] * xe[j0 + j] + table[bytes[j] & 15] * xo[j0 + j];
-        row += acc * absmax[o * blocks_per_row + blk];
+        row += acc * scales[blk];
       }
       y[m * y_stride + o] = row;
     }
