@@ -23,10 +23,12 @@
 #include <gtest/gtest.h>
 #include <torch/nn/module.h>
 
+#include "memory_probe.hpp"
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/models.hpp"
 #include "qplug/core/safetensors.hpp"
 #include "qplug/sdk/linear.hpp"
+#include "synthetic_checkpoint.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -36,71 +38,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A field of /proc/self/status in kB ("VmRSS", "VmHWM"), or -1.
-int64_t status_kb(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
-  return -1;
-}
-
-// Resets VmHWM to the current RSS (Linux >= 4.0), so the peak is the load's and not an earlier
-// moment's. Returns false where the kernel refuses.
-bool reset_peak() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.close();
-  return static_cast<bool>(out);
-}
-
-Value synthetic_config() {
-  Value c = Value::map();
-  c.set("model_type", "llama");
-  c.set("vocab_size", 16000);
-  c.set("hidden_size", 1024);
-  c.set("intermediate_size", 2816);
-  c.set("num_hidden_layers", 4);
-  c.set("num_attention_heads", 16);
-  c.set("num_key_value_heads", 16);
-  c.set("max_position_embeddings", 2048);
-  c.set("rms_norm_eps", 1e-5);
-  c.set("tie_word_embeddings", false);
-  c.set("torch_dtype", "float32");
-  return c;
-}
-
-// Writes the checkpoint without building the model: names and shapes from a meta skeleton,
-// values from a cheap integer hash (not zeros, so no page could be shared or skipped). Returns
-// the bytes of tensor data.
-uint64_t write_synthetic_checkpoint(const fs::path& folder) {
-  fs::create_directories(folder);
-  const Value config = synthetic_config();
-  ModelBuildOptions meta;
-  meta.device = "meta";
-  auto skeleton = build_model(config, meta);
-  std::vector<std::vector<float>> buffers;
-  std::vector<SafetensorsTensor> tensors;
-  uint64_t total = 0;
-  uint32_t state = 12345;
-  for (const auto& e : expected_checkpoint_tensors(*skeleton)) {
-    if (e.optional) continue;
-    int64_t numel = 1;
-    for (int64_t d : e.shape)
-      numel *= d;
-    buffers.emplace_back(static_cast<size_t>(numel));
-    for (float& v : buffers.back()) {
-      state = state * 1664525u + 1013904223u;
-      v = static_cast<float>(static_cast<int32_t>(state >> 8) - (1 << 23)) * 1e-9f;
-    }
-    const uint64_t bytes = static_cast<uint64_t>(numel) * sizeof(float);
-    tensors.push_back({e.name, DType::F32, e.shape, buffers.back().data(), bytes});
-    total += bytes;
-  }
-  write_safetensors((folder / "model.safetensors").string(), std::move(tensors));
-  std::ofstream(folder / "config.json") << config_json_text(config);
-  return total;
-}
+using testing::reset_peak;
+using testing::status_kb;
 
 // The child: load the checkpoint and report resident memory before and at the peak.
 int load_child(const std::string& folder) {
@@ -168,7 +107,9 @@ std::map<std::string, int64_t> parse_report(const std::string& text) {
 TEST(LoadMemory, PeakStaysNearTheCheckpointSize) {
   testing::TempDir tmp;
   const fs::path folder = tmp / "synthetic";
-  const uint64_t bytes = write_synthetic_checkpoint(folder);
+  // ~340 MB of float32.
+  const uint64_t bytes = testing::write_synthetic_checkpoint(
+      folder, testing::synthetic_llama_config(1024, 2816, 4, 16000));
   ASSERT_GT(bytes, 300ull << 20);
   ASSERT_LT(bytes, 400ull << 20);
 

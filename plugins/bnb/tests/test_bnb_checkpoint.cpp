@@ -1,5 +1,7 @@
 // The bnb plugin end to end through the host: quantize stories260K, save it exactly as
 // transformers + bitsandbytes lay it out, load it back, evaluate it; and the bad inputs.
+#include <malloc.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "checkpoint_edit.hpp"
+#include "memory_probe.hpp"
 #include "qplug/core/checkpoint.hpp"
 #include "qplug/core/config_file.hpp"
 #include "qplug/core/evaluation.hpp"
@@ -17,6 +20,7 @@
 #include "qplug/core/services.hpp"
 #include "qplug/core/tokenizer.hpp"
 #include "qplug/sdk/linear.hpp"
+#include "synthetic_checkpoint.hpp"
 #include "test_support.hpp"
 #include "vectors.hpp"
 
@@ -126,6 +130,41 @@ TEST(BnbCheckpoint, SavesTheLayoutTransformersWrites) {
   EXPECT_EQ(q.at("bnb_4bit_quant_type"), Value("nf4"));
   EXPECT_EQ(q.at("llm_int8_skip_modules"), Value::list({"lm_head"}));  // the linears it kept
   EXPECT_TRUE(fs::exists(out / "tokenizer.model"));
+}
+
+// A 4-bit layer without double quantization hands out its checkpoint tensors as copies split from
+// its interleaved rows. Saving fetches them module by module as the file reaches them, so the save
+// holds about one layer's copies beside the model, not a copy of every quantized layer.
+TEST(BnbCheckpoint, ASaveHoldsOneLayersCheckpointTensorsAtATime) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer quarantines freed memory: every copy would stay resident";
+#endif
+  TempDir dir;
+  // 4 layers of 7 linears, 1024 x 1024 and 1024 x 2816: ~29 MB of NF4 codes and scales, the
+  // largest layer's 1.6 MB.
+  testing::write_synthetic_checkpoint(dir / "dense",
+                                      testing::synthetic_llama_config(1024, 2816, 4, 256));
+  const Value config = yaml("quant_method: bitsandbytes\nload_in_4bit: true\n");
+  LoadOptions load;
+  load.host = &host();
+  load.quant_config = &config;
+  LoadedModel loaded = load_model((dir / "dense").string(), load);
+  int64_t quantized = 0;
+  for (const NamedLinear& l : loaded.model->linear_layers())
+    if (l.layer->is_quantized()) quantized += l.layer->kernel().bytes();
+  ASSERT_GT(quantized, 25'000'000);
+
+  malloc_trim(0);  // freed heap goes back, so what the save allocates shows in the resident set
+  if (!testing::reset_peak()) GTEST_SKIP() << "/proc/self/clear_refs refused: no peak to measure";
+  const int64_t before_kb = testing::status_kb("VmRSS");
+  SaveOptions options;
+  save_model(*loaded.model, (dir / "nf4").string(), options);
+  const int64_t grown = (testing::status_kb("VmHWM") - before_kb) * 1024;
+  std::printf("quantized layers %.1f MB, resident growth while saving %.1f MB\n", quantized / 1e6,
+              grown / 1e6);
+  EXPECT_LT(grown, quantized / 4);
+  // 28 layers of weight, absmax, quant_map and quant state; 9 norms, the embedding, lm_head.
+  EXPECT_EQ(testing::read_tensors(dir / "nf4").size(), 28u * 4 + 9 + 2);
 }
 
 TEST(BnbCheckpoint, Int8LayoutAndPerplexity) {
