@@ -204,9 +204,11 @@ class FourBitKernel final : public CpuLinearKernel {
                         "' has NaN or infinite weights; bitsandbytes would quantize them to "
                         "garbage. Fix the checkpoint, or keep the layer in full precision with "
                         "llm_int8_skip_modules");
-    weight_ = quantize_4bit(value, settings_, kernels_);
+    if (rows_are_interleaved())
+      rows_ = quantize_4bit_rows(value, settings_, kernels_);
+    else
+      weight_ = quantize_4bit(value, settings_, kernels_);
     prepare_nested_map();
-    interleave_if_rows_are_blocks();
     set_table(four_bit_table(settings_.quant_type).data());
     quant_map_ = at::from_blob(const_cast<float*>(table_.data()), {16},
                                at::TensorOptions().dtype(at::kFloat))
@@ -320,13 +322,17 @@ class FourBitKernel final : public CpuLinearKernel {
 
   bool has_weight() const { return rows_.defined() || weight_.packed.defined(); }
 
-  // A non-nested weight whose rows are whole blocks moves to the interleaved layout (each row's
-  // scales after its codes: interleaved_rows.hpp), which every matmul of such a weight reads.
-  // Others keep the checkpoint's tensors: nested scales are decoded run by run into cache, and
-  // blocks that straddle rows go through dequantize_4bit.
+  // A non-nested weight whose rows are whole blocks is held in the interleaved layout (each row's
+  // scales after its codes: interleaved_rows.hpp), which every matmul of such a weight reads:
+  // quantized straight into it while loading, or moved into it from a checkpoint's tensors
+  // (interleave_if_rows_are_blocks). Others keep the checkpoint's tensors: nested scales are
+  // decoded run by run into cache, and blocks that straddle rows go through dequantize_4bit.
+  bool rows_are_interleaved() const {
+    return !settings_.double_quant && args_.shape.in_features % settings_.blocksize == 0;
+  }
   void interleave_if_rows_are_blocks() {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
-    if (weight_.nested || K % settings_.blocksize != 0) return;
+    if (!rows_are_interleaved()) return;
     rows_ = interleave_rows(weight_.packed, weight_.absmax, N, K, settings_.blocksize);
     weight_.packed = weight_.absmax = at::Tensor();
   }

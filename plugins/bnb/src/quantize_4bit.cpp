@@ -9,6 +9,7 @@
 #include <qplug/sdk/tensor_memory.hpp>
 
 #include "code_tables.hpp"
+#include "interleaved_rows.hpp"
 
 namespace qplug::bnb {
 
@@ -46,6 +47,26 @@ FourBitWeight quantize_4bit(const at::Tensor& weight, const FourBitSettings& set
                      kernels.quantize_4bit(src, n, bs, book, first, last, packed, absmax);
                    });
   if (settings.double_quant) double_quantize(out);
+  return out;
+}
+
+at::Tensor quantize_4bit_rows(const at::Tensor& weight, const FourBitSettings& settings,
+                              const CpuKernels& kernels) {
+  const at::Tensor x = weight.to(at::kFloat).contiguous();
+  const int64_t rows = x.size(0), K = x.size(1), bs = settings.blocksize;
+  const int64_t row_bytes = interleaved_row_bytes(K, bs);
+  at::Tensor out = empty_for_weights({rows, row_bytes}, at::kByte);
+  const FourBitCodebook book = codebook(settings.quant_type);
+  const float* src = x.data_ptr<float>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, kGrainElements / K),
+                   [&](int64_t first, int64_t last) {
+                     for (int64_t o = first; o < last; ++o) {
+                       uint8_t* row = dst + o * row_bytes;
+                       kernels.quantize_4bit(src + o * K, K, bs, book, 0, K / bs, row,
+                                             reinterpret_cast<float*>(row + K / 2));
+                     }
+                   });
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "code_tables.hpp"
 #include "interleaved_rows.hpp"
 #include "kernels/cpu/cpu_kernels.hpp"
+#include "kernels_under_test.hpp"
 #include "quantize_4bit.hpp"
 #include "vectors.hpp"
 
@@ -66,6 +67,23 @@ TEST(BnbInterleavedRows, HoldEachRowsCodesThenItsScalesAndSplitBackExactly) {
     EXPECT_EQ(
         std::memcmp(scales.data(), s.absmax.data_ptr<float>() + 5 * blocks, 4 * scales.size()), 0);
   }
+}
+
+// Quantizing while loading writes the rows directly: the same bytes as quantizing to the separate
+// tensors and interleaving them, with every kernel set.
+TEST(BnbInterleavedRows, QuantizingStraightIntoRowsGivesTheInterleavedCheckpointBytes) {
+  for (const std::string& isa : isas_under_test())
+    for (QuantType type : {QuantType::NF4, QuantType::FP4})
+      for (const auto& [K, bs] : std::vector<std::pair<int64_t, int64_t>>{{96, 32}, {512, 256}}) {
+        const int64_t rows = 23;
+        const at::Tensor w = randn({rows, K}, 7 + K);
+        const FourBitSettings s{type, false, bs, DType::F32};
+        const CpuKernels& k = kernels_under_test(isa);
+        const FourBitWeight apart = quantize_4bit(w, s, k);
+        EXPECT_TRUE(testing::same_bytes(quantize_4bit_rows(w, s, k),
+                                        interleave_rows(apart.packed, apart.absmax, rows, K, bs)))
+            << isa << " K=" << K << " bs=" << bs;
+      }
 }
 
 QuantConfig nf4(const std::string& compute_dtype, int64_t blocksize) {
