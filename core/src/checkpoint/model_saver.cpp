@@ -46,10 +46,12 @@ void sync_path(const fs::path& path) {
   ::close(fd);
 }
 
-// What a linear's kernel or a module holds now, by local name.
-std::vector<std::pair<std::string, at::Tensor>> held_tensors(const TensorSlot& slot) {
-  if (slot.linear != nullptr) return slot.linear->kernel().tensors();
-  return slot.holder->own_tensors();
+// What a linear's kernel or a module holds now, by local name (nothing for other modules).
+std::vector<std::pair<std::string, at::Tensor>> held_tensors(nn::LinearImpl* linear,
+                                                             models::TensorHolder* holder) {
+  if (linear != nullptr) return linear->kernel().tensors();
+  if (holder != nullptr) return holder->own_tensors();
+  return {};
 }
 
 // A tensor to store: its name and form in the file, and the slot whose module gives its bytes.
@@ -73,14 +75,10 @@ SavePlan plan_tensors(Model& model) {
   SavePlan plan;
   plan.slots = tensor_slots(model, /*for_saving=*/true);
   for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
-    const std::string prefix = item.key() + ".";
-    std::vector<std::pair<std::string, at::Tensor>> held;
-    if (auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get()))
-      held = linear->kernel().tensors();
-    else if (auto* holder = dynamic_cast<models::TensorHolder*>(item.value().get()))
-      held = holder->own_tensors();
+    const auto held = held_tensors(dynamic_cast<nn::LinearImpl*>(item.value().get()),
+                                   dynamic_cast<models::TensorHolder*>(item.value().get()));
     for (const auto& [local, t] : held) {
-      const std::string name = prefix + local;
+      const std::string name = item.key() + "." + local;
       const TensorSlot& slot = plan.slots.at(name);
       if (slot.optional) continue;  // a tied copy is not stored again
       if (!t.defined() || t.device().is_meta())
@@ -88,7 +86,7 @@ SavePlan plan_tensors(Model& model) {
       PlannedTensor p;
       p.name = name;
       p.dtype = from_scalar_type(t.scalar_type());
-      p.shape = (slot.transposed ? t.t() : t).sizes().vec();
+      p.shape = to_checkpoint_layout(slot, t).sizes().vec();
       p.nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
       p.slot = &slot;
       plan.tensors.push_back(std::move(p));
@@ -110,7 +108,7 @@ class TensorFetcher {
     if (module != module_) {
       held_.clear();
       converted_ = at::Tensor();
-      held_ = held_tensors(slot);
+      held_ = held_tensors(slot.linear, slot.holder);
       module_ = module;
     }
     for (const auto& [local, t] : held_) {

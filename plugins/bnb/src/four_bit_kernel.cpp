@@ -346,11 +346,8 @@ class FourBitKernel final : public CpuLinearKernel {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
     const int64_t blocks_per_row = K / settings_.blocksize;
     if (!weight_.nested) {
-      const FourBitRows all = interleaved_rows(rows_, K, settings_.blocksize);
-      multiply(FourBitRows{all.codes + first_row * all.codes_stride,
-                           all.scales + first_row * all.scales_stride, all.codes_stride,
-                           all.scales_stride},
-               first_row, last_row - first_row);
+      multiply(rows_from(interleaved_rows(rows_, K, settings_.blocksize), first_row), first_row,
+               last_row - first_row);
       return;
     }
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();
@@ -438,9 +435,7 @@ class FourBitKernel final : public CpuLinearKernel {
                        [&](const FourBitRows& w, int64_t r0, int64_t rows) {
                          for (int64_t b = 0; b < rows; b += kRowsPerTask) {
                            const int64_t block = std::min(kRowsPerTask, rows - b);
-                           const FourBitRows part{w.codes + b * w.codes_stride,
-                                                  w.scales + b * w.scales_stride, w.codes_stride,
-                                                  w.scales_stride};
+                           const FourBitRows part = rows_from(w, b);
                            const bool apart = part.codes_stride == K / 2;  // nested: decoded
                            if (!apart) copy_rows_apart(part, block, K, bs, codes, scales);
                            kernels_.matmul_4bit_amx(x, M, K, apart ? part.codes : codes,

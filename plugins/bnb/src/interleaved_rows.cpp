@@ -42,10 +42,8 @@ std::pair<at::Tensor, at::Tensor> split_rows(const at::Tensor& interleaved, int6
   at::Tensor absmax = at::empty({rows * (K / blocksize)}, at::TensorOptions().dtype(at::kFloat));
   const FourBitRows src = interleaved_rows(interleaved, K, blocksize);
   at::parallel_for(0, rows, kRowsPerTask, [&](int64_t first, int64_t last) {
-    const FourBitRows from{src.codes + first * src.codes_stride,
-                           src.scales + first * src.scales_stride, src.codes_stride,
-                           src.scales_stride};
-    copy_rows_apart(from, last - first, K, blocksize, packed.data_ptr<uint8_t>() + first * (K / 2),
+    copy_rows_apart(rows_from(src, first), last - first, K, blocksize,
+                    packed.data_ptr<uint8_t>() + first * (K / 2),
                     absmax.data_ptr<float>() + first * (K / blocksize));
   });
   return {packed, absmax};

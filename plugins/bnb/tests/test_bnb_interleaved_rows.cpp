@@ -57,9 +57,7 @@ TEST(BnbInterleavedRows, HoldEachRowsCodesThenItsScalesAndSplitBackExactly) {
     EXPECT_TRUE(testing::same_bytes(absmax, s.absmax)) << "K=" << K << " bs=" << bs;
 
     // Rows 5 to 12 copied apart: what the AMX matmul reads.
-    const FourBitRows all = interleaved_rows(together, K, bs);
-    const FourBitRows from5{all.codes + 5 * all.codes_stride, all.scales + 5 * all.scales_stride,
-                            all.codes_stride, all.scales_stride};
+    const FourBitRows from5 = rows_from(interleaved_rows(together, K, bs), 5);
     std::vector<uint8_t> codes(8 * K / 2);
     std::vector<float> scales(8 * blocks);
     copy_rows_apart(from5, 8, K, bs, codes.data(), scales.data());

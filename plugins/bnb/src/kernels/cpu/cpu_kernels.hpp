@@ -55,6 +55,12 @@ inline FourBitRows contiguous_rows(const uint8_t* packed, const float* absmax, i
   return {packed, absmax, K / 2, K / blocksize};
 }
 
+// The same rows from row `first` on (w's row `first` becomes row 0).
+inline FourBitRows rows_from(const FourBitRows& w, int64_t first) {
+  return {w.codes + first * w.codes_stride, w.scales + first * w.scales_stride, w.codes_stride,
+          w.scales_stride};
+}
+
 struct CpuKernels {
   // "avx512_amx", "avx512_bf16", "avx512_vnni", "avx512", "avx2_vnni", "avx2" or "scalar".
   const char* isa;
