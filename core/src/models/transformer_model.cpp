@@ -25,6 +25,14 @@ ParamInfo param_info(const std::string& name, const at::Tensor& t) {
   return ParamInfo{name, t.sizes().vec(), from_scalar_type(t.scalar_type())};
 }
 
+// Whether every dimension of `specs` is known (a -1 stands for a size known once quantized).
+bool specs_are_sized(const std::vector<TensorSpec>& specs) {
+  for (const auto& spec : specs)
+    for (int64_t d : spec.shape)
+      if (d < 0) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string module_type_name(const torch::nn::Module& module) {
@@ -73,10 +81,21 @@ ModelDescription TransformerModel::describe() const {
       info.has_bias = linear->shape().has_bias;
       info.kernel = linear->kernel().name();
       info.dtype = linear->dtype();
-      tensors = linear->kernel().tensors();
-      if (tensors.empty())
-        for (const auto& spec : linear->kernel().tensor_specs())
+      const auto specs = linear->kernel().tensor_specs();
+      if (linear->is_quantized() && specs_are_sized(specs)) {
+        // A quantized layer's tensors are its own (nothing is tied to them) and its specs name
+        // them exactly, while asking for the tensors may build copies (bnb's interleaved rows
+        // split back into checkpoint tensors: a whole model's worth at every save).
+        for (const auto& spec : specs) {
           info.params.push_back({spec.suffix, spec.shape, spec.dtype});
+          d.parameter_order.push_back(info.name + "." + spec.suffix);
+        }
+      } else {
+        tensors = linear->kernel().tensors();
+        if (tensors.empty())
+          for (const auto& spec : specs)
+            info.params.push_back({spec.suffix, spec.shape, spec.dtype});
+      }
     } else if (const auto* holder = dynamic_cast<const TensorHolder*>(item.value().get())) {
       tensors = holder->own_tensors();
     }
