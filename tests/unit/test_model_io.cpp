@@ -422,6 +422,29 @@ TEST_F(BadCheckpoint, IntegerTensorForAFloatWeight) {
   EXPECT_TRUE(contains(e.what(), "I32")) << e.what();
 }
 
+// bitsandbytes' bnb_4bit_quant_storage keeps packed codes' bytes under another dtype; the loader
+// reads such a tensor's bytes unconverted (checked end to end in the bnb plugin's tests).
+TEST(CheckpointMatch, AByteTensorMayBeStoredThroughAnotherDtypesView) {
+  const auto entry = [](DType dtype, std::vector<int64_t> shape) {
+    SafetensorsEntry e;
+    e.dtype = dtype;
+    e.shape = std::move(shape);
+    return e;
+  };
+  EXPECT_TRUE(stores_bytes_through_view(entry(DType::BF16, {6, 1}), {12, 1}, DType::U8));
+  EXPECT_TRUE(stores_bytes_through_view(entry(DType::F64, {3}), {24}, DType::U8));
+  EXPECT_TRUE(stores_bytes_through_view(entry(DType::I8, {12, 1}), {12, 1}, DType::U8));
+  EXPECT_TRUE(stores_bytes_through_view(entry(DType::F32, {5}), {-1}, DType::U8));
+  // Not the same bytes, not a byte tensor, another shape, or already bytes (read as they are).
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::BF16, {5, 1}), {12, 1}, DType::U8));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::BF16, {6, 1}), {12, 1}, DType::F32));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::BF16, {6, 2}), {12, 1}, DType::U8));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::BF16, {6}), {12, 1}, DType::U8));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::BF16, {}), {}, DType::U8));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::Bool, {12}), {12}, DType::U8));
+  EXPECT_FALSE(stores_bytes_through_view(entry(DType::U8, {12}), {12}, DType::U8));
+}
+
 TEST_F(BadCheckpoint, MissingConfigKey) {
   rewrite_config(folder(), [](Value& c) { ASSERT_TRUE(c.erase("hidden_size")); });
   expect_config_error("hidden_size");

@@ -52,6 +52,15 @@ bool shape_matches(const std::vector<int64_t>& stored, const std::vector<int64_t
 
 }  // namespace
 
+bool stores_bytes_through_view(const SafetensorsEntry& entry, const std::vector<int64_t>& shape,
+                               DType dtype) {
+  if (dtype != DType::U8 || entry.dtype == DType::U8 || entry.dtype == DType::Bool) return false;
+  if (shape.empty() || entry.shape.size() != shape.size()) return false;
+  for (size_t i = 1; i < shape.size(); ++i)
+    if (entry.shape[i] != shape[i]) return false;
+  return shape[0] == -1 || entry.shape[0] * dtype_size(entry.dtype) == shape[0];
+}
+
 Value read_model_config(const std::string& folder) {
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec))
@@ -109,6 +118,10 @@ std::map<std::string, std::string> map_checkpoint_tensors(
                                 model.base_model_prefix + "' prefix)");
     const ExpectedTensor& want = *by_name[target];
     const SafetensorsEntry& entry = file->at(name);
+    if (stores_bytes_through_view(entry, want.shape, want.dtype)) {
+      mapping[name] = target;
+      continue;
+    }
     if (!shape_matches(entry.shape, want.shape))
       throw CheckpointError(file->path(), name,
                             "shape " + shape_text(entry.shape) + " does not match the " +

@@ -131,8 +131,19 @@ LoadedModel load_model(const std::string& folder, const LoadOptions& options) {
       auto target = mapping.find(entry.name);
       if (target == mapping.end()) continue;  // ignored by the architecture
       const TensorSlot& slot = slots.at(target->second);
-      const c10::ScalarType dtype = to_scalar_type(slot.spec.dtype);
-      at::Tensor value = from_checkpoint_layout(slot, read_tensor(*file, entry, dtype));
+      at::Tensor value;
+      if (stores_bytes_through_view(entry, checkpoint_shape(slot), slot.spec.dtype)) {
+        // Its bytes as they are (bitsandbytes' quant_storage): a conversion would change them.
+        std::vector<int64_t> shape = entry.shape;
+        shape[0] *= dtype_size(entry.dtype);
+        value = read_tensor(*file, entry, to_scalar_type(entry.dtype))
+                    .view({-1})
+                    .view(at::kByte)
+                    .view(shape);
+      } else {
+        value = from_checkpoint_layout(slot,
+                                       read_tensor(*file, entry, to_scalar_type(slot.spec.dtype)));
+      }
       deliver(target->second, slot, value);
       services.progress("loading " + folder, ++done, total);
     }

@@ -31,8 +31,9 @@ ConfigSchema make_schema(const std::string& quant_method) {
   s.add("bnb_4bit_use_double_quant", FieldType::Bool, false,
         "quantize the absmax scales again (8-bit, blocks of 256)");
   s.add("bnb_4bit_quant_storage", FieldType::String, "uint8",
-        "storage dtype of packed 4-bit weights; qplug writes uint8")
-      .one_of({"uint8"});
+        "dtype the packed 4-bit codes are stored as: their bytes viewed as it (bfloat16 for FSDP "
+        "QLoRA); the codes are the same")
+      .one_of({"uint8", "int8", "float16", "bfloat16", "float32", "float64"});
   s.add("blocksize", FieldType::Int, 64,
         "4-bit absmax block size (bitsandbytes' parameter; transformers always uses 64)")
       .one_of({32, 64, 128, 256, 512, 1024, 2048, 4096});
@@ -67,6 +68,7 @@ FourBitSettings four_bit_settings(const QuantConfig& config) {
   s.blocksize = config.get_int("blocksize");
   if (config.has("bnb_4bit_compute_dtype"))
     s.compute_dtype = *dtype_from_torch_name(config.get_string("bnb_4bit_compute_dtype"));
+  s.quant_storage = *dtype_from_torch_name(config.get_string("bnb_4bit_quant_storage"));
   return s;
 }
 

@@ -21,6 +21,8 @@ struct FourBitSettings {
   bool double_quant = false;
   int64_t blocksize = 64;
   DType compute_dtype = DType::F32;
+  // bnb_4bit_quant_storage: the checkpoint stores the packed codes' bytes viewed as this dtype.
+  DType quant_storage = DType::U8;
 };
 FourBitSettings four_bit_settings(const QuantConfig& config);
 

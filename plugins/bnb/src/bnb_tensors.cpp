@@ -31,7 +31,7 @@ std::vector<TensorSpec> four_bit_tensor_specs(const LinearShape& shape, const Fo
   const int64_t n = shape.in_features * shape.out_features;
   const int64_t blocks = ceil_div(n, s.blocksize);
   std::vector<TensorSpec> specs;
-  specs.push_back({"weight", {ceil_div(n, 2), 1}, DType::U8});
+  specs.push_back({"weight", {ceil_div(n, 2) / dtype_size(s.quant_storage), 1}, s.quant_storage});
   specs.push_back({"weight.absmax", {blocks}, s.double_quant ? DType::U8 : DType::F32});
   specs.push_back({"weight.quant_map", {16}, DType::F32});
   if (s.double_quant) {

@@ -11,8 +11,9 @@
 
 namespace qplug::bnb {
 
-// weight (packed u8), weight.absmax, weight.quant_map, [weight.nested_absmax,
-// weight.nested_quant_map,] weight.quant_state.bitsandbytes__<type>, [bias].
+// weight (packed codes, their bytes viewed as settings.quant_storage), weight.absmax,
+// weight.quant_map, [weight.nested_absmax, weight.nested_quant_map,]
+// weight.quant_state.bitsandbytes__<type>, [bias].
 std::vector<TensorSpec> four_bit_tensor_specs(const LinearShape& shape,
                                               const FourBitSettings& settings, DType dtype);
 // weight (int8 [out, in]), SCB (f32 [out]), weight_format (u8 scalar), [bias].

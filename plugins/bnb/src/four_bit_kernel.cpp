@@ -93,7 +93,16 @@ class FourBitKernel final : public CpuLinearKernel {
   explicit FourBitKernel(const LinearKernelArgs& args)
       : CpuLinearKernel(args, "bnb 4-bit"),
         settings_(four_bit_settings(*args.config)),
-        kernels_(cpu_kernels()) {}
+        kernels_(cpu_kernels()) {
+    const int64_t bytes = (args_.shape.in_features * args_.shape.out_features + 1) / 2;
+    if (bytes % dtype_size(settings_.quant_storage) != 0)
+      throw KernelError(
+          "layer '" + args_.layer + "': its " + std::to_string(args_.shape.out_features) + " x " +
+          std::to_string(args_.shape.in_features) + " weight packs into " + std::to_string(bytes) +
+          " bytes, not a whole number of " + torch_name(settings_.quant_storage) +
+          " values (bnb_4bit_quant_storage); store it as uint8, or keep the layer "
+          "in full precision with llm_int8_skip_modules");
+  }
 
   std::string name() const override {
     return std::string("bnb_") + type_name(settings_.quant_type);
@@ -109,11 +118,25 @@ class FourBitKernel final : public CpuLinearKernel {
     return specs;
   }
 
+  // A checkpoint's packed codes come as their bytes, whatever dtype they were stored as (the core
+  // reads a uint8 tensor stored through another dtype's view as it is): a checkpoint whose
+  // config.json names another bnb_4bit_quant_storage than its tensors holds the same codes.
+  std::vector<TensorSpec> input_tensor_specs() const override {
+    std::vector<TensorSpec> specs = CpuLinearKernel::input_tensor_specs();
+    if (args_.pre_quantized)
+      for (auto& s : specs)
+        if (s.suffix == "weight")
+          s = {"weight",
+               {(args_.shape.in_features * args_.shape.out_features + 1) / 2, 1},
+               DType::U8};
+    return specs;
+  }
+
   std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
     std::vector<std::pair<std::string, at::Tensor>> out;
     if (!has_weight()) return out;
     const FourBitWeight stored = checkpoint_weight();
-    out.emplace_back("weight", stored.packed);
+    out.emplace_back("weight", stored_as_quant_storage(stored.packed));
     out.emplace_back("weight.absmax", stored.nested ? stored.absmax_codes : stored.absmax);
     out.emplace_back("weight.quant_map", quant_map_);
     if (weight_.nested) {
@@ -308,6 +331,16 @@ class FourBitKernel final : public CpuLinearKernel {
   // of rows' scales at a time into cache (rows_with_scales) through this form of the nested map.
   void prepare_nested_map() {
     if (weight_.nested) nested_map_ = nested_scale_map(weight_.nested_map.data_ptr<float>());
+  }
+
+  // The packed codes [bytes, 1] as bitsandbytes stores them with bnb_4bit_quant_storage: the same
+  // bytes viewed as that dtype, [bytes / its size, 1].
+  at::Tensor stored_as_quant_storage(const at::Tensor& packed) const {
+    if (settings_.quant_storage == DType::U8) return packed;
+    return packed.contiguous()
+        .view({-1})
+        .view(to_scalar_type(settings_.quant_storage))
+        .view({-1, 1});
   }
 
   // The weight held as checkpoint tensors: the stored ones, or copies split from the interleaved

@@ -402,5 +402,105 @@ TEST(BnbCheckpoint, DequantizesAWholeModelBackToDense) {
             at::kFloat);
 }
 
+// bnb_4bit_quant_storage (FSDP QLoRA stores bfloat16): the packed codes' bytes viewed as that
+// dtype, [bytes / its size, 1]; every other tensor and every byte as with uint8.
+TEST(BnbCheckpoint, AQuantStorageStoresTheSameBytesViewedAsItsDtype) {
+  QPLUG_SKIP_WITHOUT_SENTENCEPIECE();
+  TempDir dir;
+  LoadedModel as_bytes = quantize_stories(kNf4DoubleQuant);
+  const auto bytes = testing::read_tensors(save(as_bytes, dir, "uint8"));
+  const at::Tensor ids = at::arange(1, 65, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+  const at::Tensor logits = as_bytes.model->forward(ids);
+  for (const auto& [storage, type] : std::vector<std::pair<std::string, at::ScalarType>>{
+           {"bfloat16", at::kBFloat16}, {"float64", at::kDouble}, {"int8", at::kChar}}) {
+    SCOPED_TRACE(storage);
+    LoadedModel loaded =
+        quantize_stories(std::string(kNf4DoubleQuant) + "bnb_4bit_quant_storage: " + storage);
+    const fs::path out = save(loaded, dir, storage);
+    EXPECT_EQ(
+        read_model_config(out.string()).at("quantization_config").at("bnb_4bit_quant_storage"),
+        Value(storage));
+    const auto viewed = testing::read_tensors(out);
+    ASSERT_EQ(viewed.size(), bytes.size());
+    int64_t packed = 0;
+    for (const auto& [name, t] : viewed) {
+      const at::Tensor& u8 = bytes.at(name);
+      const bool codes = bytes.count(name + ".absmax") > 0;
+      packed += codes;
+      EXPECT_EQ(t.scalar_type(), codes ? type : u8.scalar_type()) << name;
+      if (codes)
+        EXPECT_EQ(t.sizes().vec(),
+                  (std::vector<int64_t>{u8.size(0) / static_cast<int64_t>(t.element_size()), 1}))
+            << name;
+      EXPECT_EQ(testing::tensor_bytes_as_string(t), testing::tensor_bytes_as_string(u8)) << name;
+    }
+    EXPECT_EQ(packed, 35);
+    // The model's description (which takes a quantized layer's tensors from its specs) names
+    // what was saved.
+    for (const ModuleInfo& m : loaded.model->describe().modules)
+      for (const ParamInfo& p : m.params) {
+        const auto saved = viewed.find(m.name + "." + p.name);
+        if (saved == viewed.end()) continue;  // the tied head
+        EXPECT_EQ(p.shape, saved->second.sizes().vec()) << saved->first;
+        EXPECT_EQ(to_scalar_type(p.dtype), saved->second.scalar_type()) << saved->first;
+      }
+    LoadOptions plain;
+    plain.host = &host();
+    LoadedModel reloaded = load_model(out.string(), plain);
+    EXPECT_TRUE(at::equal(reloaded.model->forward(ids), logits));
+  }
+}
+
+// The loader reads packed codes stored through any dtype's view as their bytes (never converting
+// them), whatever config.json's bnb_4bit_quant_storage says: here bitsandbytes' own codes of the
+// vectors, stored as float16, load to its dequantized weight.
+TEST(BnbCheckpoint, PackedCodesLoadAsTheirBytesWhateverDtypeHoldsThem) {
+  TempDir dir;
+  const fs::path ours = tiny_quantized(dir, 256, 64, kNf4DoubleQuant);
+  const std::string layer = "model.layers.0.self_attn.q_proj.";
+  testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
+    for (const char* suffix : {"weight.absmax", "weight.quant_map", "weight.nested_absmax",
+                               "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
+      t[layer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
+    t[layer + "weight"] =
+        bnb_vectors()["nf4_dq.weight"].contiguous().view({-1}).view(at::kHalf).view({-1, 1});
+  });
+  LoadOptions plain;
+  plain.host = &host();
+  LoadedModel loaded = load_model((dir / "theirs").string(), plain);
+  const at::Tensor weight =
+      loaded.model->find_linear("model.layers.0.self_attn.q_proj")->kernel().dequantize(DType::F32);
+  EXPECT_TRUE(testing::same_bytes(weight, bnb_vectors()["nf4_dq.dequant"]));
+
+  // A view that holds fewer bytes than the layer's codes is refused with its name.
+  testing::copy_checkpoint(dir / "theirs", dir / "short", [&](testing::TensorMap& t) {
+    t[layer + "weight"] = t[layer + "weight"].narrow(0, 0, t[layer + "weight"].size(0) - 1);
+  });
+  try {
+    load_model((dir / "short").string(), plain);
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(e.tensor(), layer + "weight");
+    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+  }
+}
+
+// A 10 x 10 q_proj packs into 50 bytes: not a whole number of float64 values.
+TEST(BnbCheckpoint, AQuantStorageThatCannotHoldALayersBytesNamesTheLayer) {
+  TempDir dir;
+  try {
+    tiny_quantized(
+        dir, 10, 10,
+        "load_in_4bit: true\nbnb_4bit_quant_type: nf4\nbnb_4bit_quant_storage: float64\n");
+    FAIL();
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model.layers.0.self_attn.q_proj"), std::string::npos) << m;
+    EXPECT_NE(m.find("50 bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("bnb_4bit_quant_storage"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(dir / "ours"));
+}
+
 }  // namespace
 }  // namespace qplug

@@ -35,8 +35,17 @@ std::vector<ExpectedTensor> expected_tensors(const ModelDescription& model);
 //  - tensors matching the architecture's ignore_on_load patterns (and old rotary inv_freq
 //    buffers) are left out of the map;
 //  - every non-optional expected tensor is present, with the expected shape; floating-point
-//    tensors may come in another floating dtype (they are converted), others must match exactly.
+//    tensors may come in another floating dtype (they are converted), others must match exactly,
+//    except that a uint8 tensor may be stored through a view of any dtype (its bytes are read as
+//    they are: stores_bytes_through_view).
 // Throws CheckpointError naming the file and tensor: missing, unexpected, wrong shape, wrong dtype.
+// Whether a checkpoint tensor holds the bytes of an expected uint8 tensor through a view of another
+// dtype: bitsandbytes' bnb_4bit_quant_storage stores 4-bit codes [(n+1)/2, 1] as, say, bfloat16
+// [(n+1)/4, 1]. The first dimension then counts that dtype's elements and the others are the same.
+// Such bytes are never converted: loaders copy them as they are.
+bool stores_bytes_through_view(const SafetensorsEntry& entry, const std::vector<int64_t>& shape,
+                               DType dtype);
+
 std::map<std::string, std::string> map_checkpoint_tensors(
     const std::vector<ExpectedTensor>& expected, const ModelDescription& model,
     const CheckpointFiles& files);

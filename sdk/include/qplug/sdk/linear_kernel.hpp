@@ -58,7 +58,10 @@ class LinearKernel {
   virtual std::vector<TensorSpec> tensor_specs() const = 0;
   // The tensors load_tensor() accepts from a checkpoint. The same as tensor_specs() for a kernel
   // that loads its own format (dense, or a pre-quantized checkpoint); the dense "weight" (and
-  // "bias") for one that quantizes while loading.
+  // "bias") for one that quantizes while loading. The loader converts floating-point tensors
+  // stored in another floating dtype; a uint8 tensor may also come stored through a view of
+  // another dtype (bitsandbytes' bnb_4bit_quant_storage: [2n, 1] bytes as bfloat16 [n, 1]), whose
+  // bytes load_tensor() then gets unchanged, as uint8 of the shape the spec names.
   virtual std::vector<TensorSpec> input_tensor_specs() const { return tensor_specs(); }
   // The current tensors, by suffix, in the same order. Empty until loaded.
   virtual std::vector<std::pair<std::string, at::Tensor>> tensors() const = 0;
