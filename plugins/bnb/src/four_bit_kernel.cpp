@@ -44,6 +44,12 @@ constexpr int64_t kScaleRunRows = 128;
 // rows against even halves: bfloat16 1-12% faster, float32 -1% to +7%, double-quantized 10-20%
 // faster; 64 and 256 rows no better than 128; M = 4, 8 and 16 as fast as before.
 constexpr int64_t kGemvChunkRows = kScaleRunRows;
+// Rows longer than this stay two tensors. In one process, alternating, at M = 1 with cold weights
+// (4096 rows, blocksize 64, Zen 5, 12-20 rounds), interleaved rows against separate tensors read
+// bfloat16 K = 2048 +22%, 4096 +17%, 5632 +7%, 6144 +5%, but 7168 -16%, 8192 -16%, 11008 -18%,
+// 14336 -7% (float32 alike: 7168 -12%, 11008 -15%), with no prefetch distance (4-16 KiB) or order
+// (scales before codes, rows padded to 64 bytes) helping the long rows.
+constexpr int64_t kMaxInterleavedK = 6144;
 
 int64_t gemv_chunk_rows(int64_t rows) {
   const int64_t chunks = 2 * static_cast<int64_t>(at::get_num_threads());
@@ -355,13 +361,15 @@ class FourBitKernel final : public CpuLinearKernel {
 
   bool has_weight() const { return rows_.defined() || weight_.packed.defined(); }
 
-  // A non-nested weight whose rows are whole blocks is held in the interleaved layout (each row's
-  // scales after its codes: interleaved_rows.hpp), which every matmul of such a weight reads:
-  // quantized straight into it while loading, or moved into it from a checkpoint's tensors
-  // (interleave_if_rows_are_blocks). Others keep the checkpoint's tensors: nested scales are
-  // decoded run by run into cache, and blocks that straddle rows go through dequantize_4bit.
+  // A non-nested weight whose rows are whole blocks of at most kMaxInterleavedK is held in the
+  // interleaved layout (each row's scales after its codes: interleaved_rows.hpp), which every
+  // matmul of such a weight reads: quantized straight into it while loading, or moved into it from
+  // a checkpoint's tensors (interleave_if_rows_are_blocks). Others keep the checkpoint's tensors:
+  // nested scales are decoded run by run into cache, and blocks that straddle rows go through
+  // dequantize_4bit.
   bool rows_are_interleaved() const {
-    return !settings_.double_quant && args_.shape.in_features % settings_.blocksize == 0;
+    const int64_t K = args_.shape.in_features;
+    return !settings_.double_quant && K % settings_.blocksize == 0 && K <= kMaxInterleavedK;
   }
   void interleave_if_rows_are_blocks() {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
@@ -379,8 +387,11 @@ class FourBitKernel final : public CpuLinearKernel {
     const int64_t K = args_.shape.in_features, N = args_.shape.out_features;
     const int64_t blocks_per_row = K / settings_.blocksize;
     if (!weight_.nested) {
-      multiply(rows_from(interleaved_rows(rows_, K, settings_.blocksize), first_row), first_row,
-               last_row - first_row);
+      const FourBitRows w = rows_.defined() ? interleaved_rows(rows_, K, settings_.blocksize)
+                                            : contiguous_rows(weight_.packed.data_ptr<uint8_t>(),
+                                                              weight_.absmax.data_ptr<float>(), K,
+                                                              settings_.blocksize);
+      multiply(rows_from(w, first_row), first_row, last_row - first_row);
       return;
     }
     const uint8_t* packed = weight_.packed.data_ptr<uint8_t>();

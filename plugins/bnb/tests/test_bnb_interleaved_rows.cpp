@@ -93,32 +93,36 @@ QuantConfig nf4(const std::string& compute_dtype, int64_t blocksize) {
 
 // Quantized while loading and reloaded from what it saved: the same checkpoint bytes both times,
 // the dequantized weight of those bytes, and products as dense math on that weight gives them (the
-// GEMV at 1 and 5 inputs, the tiles, or AMX, at 40).
+// GEMV at 1 and 5 inputs, the tiles, or AMX, at 40). Rows of 512 are interleaved; rows of 6272,
+// longer than kMaxInterleavedK, stay two tensors.
 TEST(BnbInterleavedRows, ALayerSavesTheCodesAndScalesItQuantizedAndMultipliesWithThem) {
-  const int64_t out = 70, in = 512;
-  const at::Tensor w = randn({out, in}, 5);
-  for (const std::string dtype : {"float32", "bfloat16"}) {
-    const QuantConfig cfg = nf4(dtype, 128);
-    const FourBitWeight want = quantize_4bit(w, four_bit_settings(cfg), cpu_kernels());
-    const auto quantized = loaded_kernel(cfg, w, at::Tensor());
-    const auto reloaded = prequantized_kernel(cfg, out, in, quantized->tensors());
-    for (const auto* layer : {quantized.get(), reloaded.get()}) {
-      EXPECT_TRUE(testing::same_bytes(tensor_named(*layer, "weight"), want.packed)) << dtype;
-      EXPECT_TRUE(testing::same_bytes(tensor_named(*layer, "weight.absmax"), want.absmax)) << dtype;
+  for (const int64_t in : {512, 6272})
+    for (const std::string dtype : {"float32", "bfloat16"}) {
+      SCOPED_TRACE("in " + std::to_string(in));
+      const int64_t out = 70;
+      const at::Tensor w = randn({out, in}, 5);
+      const QuantConfig cfg = nf4(dtype, 128);
+      const FourBitWeight want = quantize_4bit(w, four_bit_settings(cfg), cpu_kernels());
+      const auto quantized = loaded_kernel(cfg, w, at::Tensor());
+      const auto reloaded = prequantized_kernel(cfg, out, in, quantized->tensors());
+      for (const auto* layer : {quantized.get(), reloaded.get()}) {
+        EXPECT_TRUE(testing::same_bytes(tensor_named(*layer, "weight"), want.packed)) << dtype;
+        EXPECT_TRUE(testing::same_bytes(tensor_named(*layer, "weight.absmax"), want.absmax))
+            << dtype;
+      }
+      const at::Tensor dense = dequantize_4bit(want.packed, want.absmax, out * in, 128,
+                                               four_bit_table(QuantType::NF4).data(), cpu_kernels())
+                                   .view({out, in});
+      EXPECT_TRUE(testing::same_bytes(reloaded->dequantize(DType::F32), dense));
+      for (const int64_t M : {1, 5, 40}) {
+        const at::Tensor x = randn({M, in}, 9 + M);
+        const at::Tensor y = reloaded->apply(x);
+        EXPECT_TRUE(testing::same_bytes(quantized->apply(x), y)) << dtype << " M=" << M;
+        const at::Tensor exact = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+        const double error = ((y.to(at::kDouble) - exact).norm() / exact.norm()).item<double>();
+        EXPECT_LT(error, dtype == "float32" ? 1e-5 : 2e-2) << dtype << " M=" << M;
+      }
     }
-    const at::Tensor dense = dequantize_4bit(want.packed, want.absmax, out * in, 128,
-                                             four_bit_table(QuantType::NF4).data(), cpu_kernels())
-                                 .view({out, in});
-    EXPECT_TRUE(testing::same_bytes(reloaded->dequantize(DType::F32), dense));
-    for (const int64_t M : {1, 5, 40}) {
-      const at::Tensor x = randn({M, in}, 9 + M);
-      const at::Tensor y = reloaded->apply(x);
-      EXPECT_TRUE(testing::same_bytes(quantized->apply(x), y)) << dtype << " M=" << M;
-      const at::Tensor exact = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
-      const double error = ((y.to(at::kDouble) - exact).norm() / exact.norm()).item<double>();
-      EXPECT_LT(error, dtype == "float32" ? 1e-5 : 2e-2) << dtype << " M=" << M;
-    }
-  }
 }
 
 }  // namespace
