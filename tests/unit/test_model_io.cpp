@@ -18,6 +18,7 @@
 #include "qplug/core/model_io.hpp"
 #include "qplug/core/models.hpp"
 #include "qplug/core/safetensors.hpp"
+#include "qplug/sdk/cpu_linear_kernel.hpp"
 #include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/torch_interop.hpp"
 #include "test_support.hpp"
@@ -588,6 +589,43 @@ TEST(ModelSave, FailedSaveLeavesNothingBehind) {
 
 // A failure after the weights and config.json were written (copying files from a folder that is
 // not there) still removes the temporary folder.
+// A quantized kernel whose tensor_specs() promise a 4-value qweight while tensors() hand out 5.
+class MislabelledKernel final : public CpuLinearKernel {
+ public:
+  explicit MislabelledKernel(const LinearKernelArgs& args) : CpuLinearKernel(args, "test") {}
+  std::string name() const override { return "mislabelled"; }
+  std::string quant_method() const override { return "mislabelled"; }
+  std::vector<TensorSpec> tensor_specs() const override { return {{"qweight", {4}, DType::I32}}; }
+  std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
+    return {{"qweight", at::zeros({5}, at::kInt)}};
+  }
+  void load_tensor(const std::string&, const at::Tensor&) override {}
+  void process_weights_after_loading() override {}
+  at::Tensor apply(const at::Tensor& x) override { return x; }
+  at::Tensor dequantize(DType) const override { return at::Tensor(); }
+};
+
+// A save plans a quantized layer from its specs and checks each tensor against them as it is
+// written: a kernel that breaks its word fails the save by name, and nothing is left behind.
+TEST(ModelSave, AKernelWhoseTensorsBreakItsSpecsFailsTheSave) {
+  TempDir tmp;
+  auto model = random_model(llama_family_config("llama", 2), 1);
+  nn::LinearImpl* up = model->find_linear("model.layers.1.mlp.up_proj");
+  ASSERT_NE(up, nullptr);
+  LinearKernelArgs args;
+  args.layer = "model.layers.1.mlp.up_proj";
+  args.shape = up->shape();
+  up->set_kernel({std::make_shared<MislabelledKernel>(args), "test"});
+  try {
+    save_model(*model, (tmp / "out").string());
+    FAIL() << "a layer whose tensors disagree with its specs was saved";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(e.tensor(), "model.layers.1.mlp.up_proj.qweight") << e.what();
+    EXPECT_TRUE(contains(e.what(), "[5] I32 in the layer but [4] I32")) << e.what();
+  }
+  EXPECT_TRUE(folder_entries(tmp.path()).empty());
+}
+
 TEST(ModelSave, FailureAfterTheWeightsWereWrittenCleansUp) {
   TempDir tmp;
   auto model = random_model(llama_family_config("llama", 1), 1);

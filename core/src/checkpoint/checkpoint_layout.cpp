@@ -52,6 +52,14 @@ std::map<std::string, TensorSlot> tensor_slots(Model& model, bool for_saving) {
   return slots;
 }
 
+bool specs_describe_tensors(const LinearKernel& kernel) {
+  if (kernel.quant_method().empty()) return false;
+  for (const auto& spec : kernel.tensor_specs())
+    for (int64_t d : spec.shape)
+      if (d < 0) return false;
+  return true;
+}
+
 std::vector<int64_t> checkpoint_shape(const TensorSlot& slot) {
   if (!slot.transposed) return slot.spec.shape;
   return {slot.spec.shape[1], slot.spec.shape[0]};

@@ -28,6 +28,13 @@ struct TensorSlot {
 // kernels hold now (tensor_specs) rather than what they accept (input_tensor_specs).
 std::map<std::string, TensorSlot> tensor_slots(Model& model, bool for_saving);
 
+// Whether a kernel's checkpoint tensors are known from its tensor_specs() alone: a quantized
+// kernel whose specs are all sized (a -1 stands for a size known once quantized). Such a
+// layer's tensors are its own, so nothing can be tied to them, and tensors() may build them for
+// the call (bnb's interleaved rows split back into two tensors, GPTQ and AWQ's qweight repacked
+// from strips): describing a model or planning a save from the specs spares a pass of copies.
+bool specs_describe_tensors(const LinearKernel& kernel);
+
 // The checkpoint's shape for a slot (transposed for Conv1D dense weights).
 std::vector<int64_t> checkpoint_shape(const TensorSlot& slot);
 // Between checkpoint layout and model layout.

@@ -69,14 +69,28 @@ struct SavePlan {
 };
 
 // The tensors to store, tied copies left out: names, dtypes and shapes only. A kernel may make its
-// checkpoint tensors on the fly (a quantized layer that computes from another layout), so each
-// module's are dropped once measured, and fetched again when written (TensorFetcher).
+// checkpoint tensors on the fly (a quantized layer that computes from another layout), so they are
+// taken from its specs where those say it all (specs_describe_tensors), else each module's are
+// dropped once measured; all are fetched again when written (TensorFetcher), which checks them
+// against the plan.
 SavePlan plan_tensors(Model& model) {
   SavePlan plan;
   plan.slots = tensor_slots(model, /*for_saving=*/true);
   for (const auto& item : model.root().named_modules("", /*include_self=*/false)) {
-    const auto held = held_tensors(dynamic_cast<nn::LinearImpl*>(item.value().get()),
-                                   dynamic_cast<models::TensorHolder*>(item.value().get()));
+    auto* linear = dynamic_cast<nn::LinearImpl*>(item.value().get());
+    if (linear != nullptr && specs_describe_tensors(linear->kernel())) {
+      for (const auto& spec : linear->kernel().tensor_specs()) {
+        PlannedTensor p;
+        p.name = item.key() + "." + spec.suffix;
+        p.slot = &plan.slots.at(p.name);
+        p.dtype = spec.dtype;
+        p.shape = checkpoint_shape(*p.slot);
+        p.nbytes = static_cast<uint64_t>(spec.bytes());
+        plan.tensors.push_back(std::move(p));
+      }
+      continue;
+    }
+    const auto held = held_tensors(linear, dynamic_cast<models::TensorHolder*>(item.value().get()));
     for (const auto& [local, t] : held) {
       const std::string name = item.key() + "." + local;
       const TensorSlot& slot = plan.slots.at(name);
@@ -113,13 +127,22 @@ class TensorFetcher {
     }
     for (const auto& [local, t] : held_) {
       if (local != slot.local) continue;
+      if (!t.defined() || t.device().is_meta())
+        throw CheckpointError("", planned.name, "holds no data (the layer was never loaded)");
       converted_ = to_checkpoint_layout(slot, t).to(c10::kCPU).contiguous();
       if (from_scalar_type(converted_.scalar_type()) != planned.dtype ||
           converted_.sizes().vec() != planned.shape)
-        throw CheckpointError("", planned.name, "changed while the checkpoint was written");
+        throw CheckpointError("", planned.name,
+                              "is " + shape_string(converted_.sizes().vec()) + " " +
+                                  safetensors_name(from_scalar_type(converted_.scalar_type())) +
+                                  " in the layer but " + shape_string(planned.shape) + " " +
+                                  safetensors_name(planned.dtype) +
+                                  " in its kernel's tensor_specs() or when the save began");
       return converted_.data_ptr();
     }
-    throw CheckpointError("", planned.name, "disappeared while the checkpoint was written");
+    throw CheckpointError("", planned.name,
+                          "holds no data: the layer was never loaded, or its kernel's "
+                          "tensor_specs() name a tensor its tensors() do not hold");
   }
 
  private:

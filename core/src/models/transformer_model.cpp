@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "checkpoint/checkpoint_layout.hpp"
 #include "models/layers.hpp"
 #include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/linear.hpp"
@@ -23,14 +24,6 @@ const void* storage_identity(const at::Tensor& t) {
 
 ParamInfo param_info(const std::string& name, const at::Tensor& t) {
   return ParamInfo{name, t.sizes().vec(), from_scalar_type(t.scalar_type())};
-}
-
-// Whether every dimension of `specs` is known (a -1 stands for a size known once quantized).
-bool specs_are_sized(const std::vector<TensorSpec>& specs) {
-  for (const auto& spec : specs)
-    for (int64_t d : spec.shape)
-      if (d < 0) return false;
-  return true;
 }
 
 }  // namespace
@@ -82,10 +75,7 @@ ModelDescription TransformerModel::describe() const {
       info.kernel = linear->kernel().name();
       info.dtype = linear->dtype();
       const auto specs = linear->kernel().tensor_specs();
-      if (linear->is_quantized() && specs_are_sized(specs)) {
-        // A quantized layer's tensors are its own (nothing is tied to them) and its specs name
-        // them exactly, while asking for the tensors may build copies (bnb's interleaved rows
-        // split back into checkpoint tensors: a whole model's worth at every save).
+      if (specs_describe_tensors(linear->kernel())) {
         for (const auto& spec : specs) {
           info.params.push_back({spec.suffix, spec.shape, spec.dtype});
           d.parameter_order.push_back(info.name + "." + spec.suffix);

@@ -2,6 +2,7 @@
 // and the default behaviour of the SDK interfaces.
 #include <ATen/core/Tensor.h>
 
+#include "checkpoint/checkpoint_layout.hpp"
 #include "qplug/sdk/errors.hpp"
 #include "qplug/sdk/host_services.hpp"
 #include "qplug/sdk/linear.hpp"
@@ -25,7 +26,10 @@ int64_t TensorSpec::bytes() const {
 
 int64_t LinearKernel::bytes() const {
   int64_t total = 0;
-  const auto current = tensors();
+  // Counted from the specs where they say it all: tensors() may build copies
+  // (specs_describe_tensors).
+  const auto current =
+      specs_describe_tensors(*this) ? std::vector<std::pair<std::string, at::Tensor>>() : tensors();
   if (current.empty()) {
     for (const auto& spec : tensor_specs())
       total += spec.bytes();

@@ -162,7 +162,10 @@ TEST(BnbCheckpoint, ASaveHoldsOneLayersCheckpointTensorsAtATime) {
   const int64_t grown = (testing::status_kb("VmHWM") - before_kb) * 1024;
   std::printf("quantized layers %.1f MB, resident growth while saving %.1f MB\n", quantized / 1e6,
               grown / 1e6);
-  EXPECT_LT(grown, quantized / 4);
+  // One layer's copies are at most 1.6 MB; glibc's heap keeps a few freed layers' blocks it cannot
+  // reuse, so the growth measured 3.7-6.6 MB depending on what ran before in the process. Holding
+  // every layer's copies grew it by 29 MB.
+  EXPECT_LT(grown, quantized / 3);
   // 28 layers of weight, absmax, quant_map and quant state; 9 norms, the embedding, lm_head.
   EXPECT_EQ(testing::read_tensors(dir / "nf4").size(), 28u * 4 + 9 + 2);
 }

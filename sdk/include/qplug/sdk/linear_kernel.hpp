@@ -82,7 +82,8 @@ class LinearKernel {
   // Moves the tensors; the data format never changes.
   virtual void to(const c10::Device& device) = 0;
 
-  // Bytes of the current tensors (or of tensor_specs() before loading).
+  // Bytes of its checkpoint tensors: from tensor_specs() before loading and for a quantized
+  // kernel whose specs are all sized (its tensors() may build copies), else from tensors().
   int64_t bytes() const;
 };
 
