@@ -83,6 +83,7 @@ SavePlan plan_tensors(Model& model) {
         PlannedTensor p;
         p.name = item.key() + "." + spec.suffix;
         p.slot = &plan.slots.at(p.name);
+        if (p.slot->optional) continue;  // a tied copy is not stored again
         p.dtype = spec.dtype;
         p.shape = checkpoint_shape(*p.slot);
         p.nbytes = static_cast<uint64_t>(spec.bytes());
