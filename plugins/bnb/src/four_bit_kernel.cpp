@@ -100,7 +100,7 @@ class FourBitKernel final : public CpuLinearKernel {
       : CpuLinearKernel(args, "bnb 4-bit"),
         settings_(four_bit_settings(*args.config)),
         kernels_(cpu_kernels()) {
-    const int64_t bytes = (args_.shape.in_features * args_.shape.out_features + 1) / 2;
+    const int64_t bytes = packed_bytes();
     if (bytes % dtype_size(settings_.quant_storage) != 0)
       throw KernelError(
           "layer '" + args_.layer + "': its " + std::to_string(args_.shape.out_features) + " x " +
@@ -131,10 +131,7 @@ class FourBitKernel final : public CpuLinearKernel {
     std::vector<TensorSpec> specs = CpuLinearKernel::input_tensor_specs();
     if (args_.pre_quantized)
       for (auto& s : specs)
-        if (s.suffix == "weight")
-          s = {"weight",
-               {(args_.shape.in_features * args_.shape.out_features + 1) / 2, 1},
-               DType::U8};
+        if (s.suffix == "weight") s = {"weight", {packed_bytes(), 1}, DType::U8};
     return specs;
   }
 
@@ -337,6 +334,11 @@ class FourBitKernel final : public CpuLinearKernel {
   // of rows' scales at a time into cache (rows_with_scales) through this form of the nested map.
   void prepare_nested_map() {
     if (weight_.nested) nested_map_ = nested_scale_map(weight_.nested_map.data_ptr<float>());
+  }
+
+  // Bytes of the packed codes: two per byte, a padding nibble after an odd count.
+  int64_t packed_bytes() const {
+    return (args_.shape.in_features * args_.shape.out_features + 1) / 2;
   }
 
   // The packed codes [bytes, 1] as bitsandbytes stores them with bnb_4bit_quant_storage: the same

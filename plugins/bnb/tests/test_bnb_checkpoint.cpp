@@ -352,22 +352,37 @@ const testing::VectorFile& bnb_vectors() {
 
 // Checkpoints written by transformers + bitsandbytes: the vectors hold one layer's tensors exactly
 // as bitsandbytes saved them (its own default-backend codes); put them in a model and load it.
-TEST(BnbCheckpoint, LoadsTheTensorsBitsandbytesWrites) {
-  TempDir dir;
+const std::string kVectorLayer = "model.layers.0.self_attn.q_proj.";
+
+// A one-block model whose q_proj holds the vectors' double-quantized NF4 tensors, its packed codes
+// stored as `packed_as` (their bytes viewed as it, as bnb_4bit_quant_storage does), in dir/theirs.
+fs::path vector_checkpoint(const TempDir& dir, at::ScalarType packed_as) {
   const fs::path ours = tiny_quantized(dir, 256, 64, kNf4DoubleQuant);
-  const std::string layer = "model.layers.0.self_attn.q_proj.";
   testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
     for (const char* suffix :
          {"weight", "weight.absmax", "weight.quant_map", "weight.nested_absmax",
           "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
-      t[layer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
+      t[kVectorLayer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
+    t[kVectorLayer + "weight"] =
+        t[kVectorLayer + "weight"].contiguous().view({-1}).view(packed_as).view({-1, 1});
   });
+  return dir / "theirs";
+}
+
+// The vector layer of a model loaded from `folder`, dequantized.
+at::Tensor dequantized_vector_layer(const fs::path& folder) {
   LoadOptions plain;
   plain.host = &host();
-  LoadedModel loaded = load_model((dir / "theirs").string(), plain);
-  const at::Tensor weight =
-      loaded.model->find_linear("model.layers.0.self_attn.q_proj")->kernel().dequantize(DType::F32);
-  EXPECT_TRUE(testing::same_bytes(weight, bnb_vectors()["nf4_dq.dequant"]));
+  LoadedModel loaded = load_model(folder.string(), plain);
+  return loaded.model->find_linear("model.layers.0.self_attn.q_proj")
+      ->kernel()
+      .dequantize(DType::F32);
+}
+
+TEST(BnbCheckpoint, LoadsTheTensorsBitsandbytesWrites) {
+  TempDir dir;
+  EXPECT_TRUE(testing::same_bytes(dequantized_vector_layer(vector_checkpoint(dir, at::kByte)),
+                                  bnb_vectors()["nf4_dq.dequant"]));
 }
 
 TEST(BnbCheckpoint, LoadsTheInt8TensorsBitsandbytesWrites) {
@@ -459,28 +474,17 @@ TEST(BnbCheckpoint, AQuantStorageStoresTheSameBytesViewedAsItsDtype) {
 // vectors, stored as float16, load to its dequantized weight.
 TEST(BnbCheckpoint, PackedCodesLoadAsTheirBytesWhateverDtypeHoldsThem) {
   TempDir dir;
-  const fs::path ours = tiny_quantized(dir, 256, 64, kNf4DoubleQuant);
-  const std::string layer = "model.layers.0.self_attn.q_proj.";
-  testing::copy_checkpoint(ours, dir / "theirs", [&](testing::TensorMap& t) {
-    for (const char* suffix : {"weight.absmax", "weight.quant_map", "weight.nested_absmax",
-                               "weight.nested_quant_map", "weight.quant_state.bitsandbytes__nf4"})
-      t[layer + suffix] = bnb_vectors()[std::string("nf4_dq.") + suffix];
-    t[layer + "weight"] =
-        bnb_vectors()["nf4_dq.weight"].contiguous().view({-1}).view(at::kHalf).view({-1, 1});
-  });
-  LoadOptions plain;
-  plain.host = &host();
-  LoadedModel loaded = load_model((dir / "theirs").string(), plain);
-  const at::Tensor weight =
-      loaded.model->find_linear("model.layers.0.self_attn.q_proj")->kernel().dequantize(DType::F32);
-  EXPECT_TRUE(testing::same_bytes(weight, bnb_vectors()["nf4_dq.dequant"]));
+  const fs::path theirs = vector_checkpoint(dir, at::kHalf);
+  EXPECT_TRUE(
+      testing::same_bytes(dequantized_vector_layer(theirs), bnb_vectors()["nf4_dq.dequant"]));
 
   // A view that holds fewer bytes than the layer's codes is refused with its name.
-  testing::copy_checkpoint(dir / "theirs", dir / "short", [&](testing::TensorMap& t) {
+  const std::string layer = kVectorLayer;
+  testing::copy_checkpoint(theirs, dir / "short", [&](testing::TensorMap& t) {
     t[layer + "weight"] = t[layer + "weight"].narrow(0, 0, t[layer + "weight"].size(0) - 1);
   });
   try {
-    load_model((dir / "short").string(), plain);
+    dequantized_vector_layer(dir / "short");
     FAIL();
   } catch (const CheckpointError& e) {
     EXPECT_EQ(e.tensor(), layer + "weight");
