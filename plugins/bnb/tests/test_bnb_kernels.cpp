@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -126,6 +127,27 @@ std::vector<float> bf16_table(QuantType type) {
   return {rounded.data_ptr<float>(), rounded.data_ptr<float>() + 16};
 }
 
+// x [M, K] laid out for the set's float32 or bfloat16 GEMV.
+at::Tensor arranged_for_gemv(const CpuKernels& k, const at::Tensor& x, bool bf16) {
+  const at::Tensor input = x.contiguous();
+  at::Tensor arranged = at::empty_like(input);
+  (bf16 ? k.arrange_activations_bf16 : k.arrange_activations)(
+      input.data_ptr<float>(), input.size(0), input.size(1), arranged.data_ptr<float>());
+  return arranged;
+}
+
+// y [M, N] from the set's float32 or bfloat16 GEMV over rows [first_row, N) of w (the rows before
+// stay zero), inputs from arranged_for_gemv.
+at::Tensor gemv_of(const CpuKernels& k, bool bf16, const at::Tensor& arranged, const FourBitRows& w,
+                   int64_t blocksize, const std::vector<float>& table, int64_t first_row,
+                   int64_t N) {
+  const int64_t M = arranged.size(0), K = arranged.size(1);
+  at::Tensor y = at::zeros({M, N});
+  (bf16 ? k.gemv_4bit_bf16 : k.gemv_4bit)(arranged.data_ptr<float>(), M, K, w, blocksize,
+                                          table.data(), first_row, N, y.data_ptr<float>(), N);
+  return y;
+}
+
 TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
   const CpuKernels& k = kernels_under_test(GetParam());
   for (QuantType type : {QuantType::NF4, QuantType::FP4})
@@ -157,35 +179,55 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
         }
 }
 
-// The layer's interleaved rows (each row's scales after its codes) give the GEMVs the same bits
-// as the checkpoint's separate tensors, in every chunk class and with a row tail (K % 128 != 0).
-TEST_P(EveryIsa, GemvReadsInterleavedRowsAsSeparateTensors) {
+// Every layout and walk of the GEMVs gives the same bits. The layer's interleaved rows (each row's
+// scales after its codes) read as the checkpoint's separate tensors; and the AVX-512 GEMV, which
+// multiplies one input a row at a time but several inputs, or one too long for L1, 16 rows at a
+// time a slice of K at a time (512 for separate tensors, 1024 or 2048 for interleaved rows), adds
+// each row's chunks in the same order, so an input gives the same bits alone as in a batch. Rows
+// of every chunk class with a row tail (K % 128 != 0), rows of several slices, float32 rows of 8224
+// (groups even alone); 6 inputs (a block of 4, then 2); rows [2, 37), a partial last group.
+TEST_P(EveryIsa, GemvGivesTheSameBitsWhateverTheLayoutOrBatch) {
   const CpuKernels& k = kernels_under_test(GetParam());
+  std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {32, 4640}, {64, 4160}, {256, 2304}, {32, 8224}};
+  for (int64_t bs : {32, 64, 256})
+    for (int64_t K : gemv_row_lengths(bs))
+      shapes.emplace_back(bs, K);
+  const int64_t N = 37, M = 6, first_row = 2;
   for (bool bf16 : {false, true})
-    for (int64_t bs : {32, 64, 256})
-      for (int64_t K : gemv_row_lengths(bs))
-        for (int64_t M : {1, 3, 6}) {
-          const int64_t N = 21;
-          const at::Tensor w = randn({N, K}, 31 + bs);
-          const at::Tensor x = randn({M, K}, 37 + M).to(at::kBFloat16).to(at::kFloat);
-          const FourBitWeight q =
-              quantize_4bit(w, FourBitSettings{QuantType::FP4, false, bs, DType::F32}, k);
-          const at::Tensor rows = interleave_rows(q.packed, q.absmax, N, K, bs);
-          const std::vector<float> table = bf16_table(QuantType::FP4);
-          at::Tensor arranged = at::empty({M, K});
-          (bf16 ? k.arrange_activations_bf16 : k.arrange_activations)(x.data_ptr<float>(), M, K,
-                                                                      arranged.data_ptr<float>());
-          const auto gemv = bf16 ? k.gemv_4bit_bf16 : k.gemv_4bit;
-          at::Tensor apart = at::zeros({M, N}), together = at::zeros({M, N});
-          gemv(arranged.data_ptr<float>(), M, K,
-               contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs), bs,
-               table.data(), 2, N, apart.data_ptr<float>(), N);
-          gemv(arranged.data_ptr<float>(), M, K, interleaved_rows(rows, K, bs), bs, table.data(), 2,
-               N, together.data_ptr<float>(), N);
-          EXPECT_TRUE(at::equal(apart, together)) << GetParam() << (bf16 ? " bf16" : " fp32")
-                                                  << " bs=" << bs << " K=" << K << " M=" << M;
-          EXPECT_GT(apart.abs().max().item<float>(), 0.0f);
-        }
+    for (auto [bs, K] : shapes) {
+      const at::Tensor w = randn({N, K}, 31 + bs);
+      const at::Tensor x = randn({M, K}, 37 + K).to(at::kBFloat16).to(at::kFloat);
+      const FourBitWeight q =
+          quantize_4bit(w, FourBitSettings{QuantType::FP4, false, bs, DType::F32}, k);
+      const at::Tensor rows = interleave_rows(q.packed, q.absmax, N, K, bs);
+      const std::vector<float> table = bf16_table(QuantType::FP4);
+      const FourBitRows apart =
+          contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs);
+      const FourBitRows together = interleaved_rows(rows, K, bs);
+      const std::string where = GetParam() + (bf16 ? " bf16" : " fp32") +
+                                " bs=" + std::to_string(bs) + " K=" + std::to_string(K);
+      const at::Tensor arranged = arranged_for_gemv(k, x, bf16);
+      const at::Tensor batch = gemv_of(k, bf16, arranged, apart, bs, table, first_row, N);
+      EXPECT_TRUE(at::equal(batch, gemv_of(k, bf16, arranged, together, bs, table, first_row, N)))
+          << where;
+      for (int64_t m = 0; m < M; ++m) {
+        const at::Tensor alone = arranged_for_gemv(k, x.narrow(0, m, 1), bf16);
+        for (const FourBitRows& layout : {apart, together})
+          EXPECT_TRUE(
+              at::equal(gemv_of(k, bf16, alone, layout, bs, table, first_row, N)[0], batch[m]))
+              << where << " input " << m;
+      }
+      const at::Tensor dense =
+          dequantize_4bit(q.packed, q.absmax, N * K, bs, table.data(), scalar_kernels())
+              .view({N, K});
+      const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
+      EXPECT_LT(relative_error(batch.narrow(1, first_row, N - first_row),
+                               want.narrow(1, first_row, N - first_row)),
+                1e-6)
+          << where;
+      EXPECT_EQ(batch.narrow(1, 0, first_row).abs().max().item<float>(), 0.0f) << where;
+    }
 }
 
 // Batched matmuls: decode a tile of weight rows x kc columns, multiply it with inputs arranged
@@ -392,7 +434,8 @@ TEST(FourBitKernel, EveryPathComputesXTimesTheDequantizedWeight) {
     auto kernel = loaded_kernel(cfg, w, bias);
     const at::Tensor dense = kernel->dequantize(DType::F32);
     EXPECT_LT(relative_error(dense, w), 0.12);  // 4-bit NF4 on Gaussian weights
-    for (int64_t M : {1, 7, 16, 17, 200}) {     // GEMV up to 16 rows, tiles beyond
+    // The GEMV for batches up to the set's max_gemv_inputs (16 or 24), the tiles beyond.
+    for (int64_t M : {1, 7, 16, 17, 25, 200}) {
       const at::Tensor x = randn({M, K}, 9 + M);
       const at::Tensor want =
           at::linear(x.to(at::kDouble), dense.to(at::kDouble), bias.to(at::kDouble));
@@ -437,8 +480,9 @@ TEST(FourBitKernel, SixteenBitComputeDtypesRoundAsTransformersDoes) {
         exact,
         dequantize_4bit(q.packed, q.absmax, N * K, 64, book.table, scalar_kernels()).view({N, K})));
     const at::Tensor cast = exact.to(st).to(at::kFloat);
-    // 1, 5: the GEMV; 40, 129: tiles (AMX with bfloat16 where the processor has it).
-    for (int64_t M : {1, 5, 40, 129}) {
+    // 1, 5: the GEMV; 40: the GEMV for bfloat16 with AVX512-BF16, else tiles; 600: tiles (AMX with
+    // bfloat16 where the processor has it).
+    for (int64_t M : {1, 5, 40, 600}) {
       const bool on_amx = st == at::kBFloat16 && kernels.matmul_4bit_amx != nullptr &&
                           M > kernels.max_gemv_inputs_bf16;
       const at::Tensor& used = on_amx ? cast : looked_up;

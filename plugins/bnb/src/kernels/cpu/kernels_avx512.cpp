@@ -321,10 +321,19 @@ struct FourBlocksPerChunk {  // blocksize 32: lanes 4b..4b+3 in block b
   }
 };
 
+// Keeps a GEMV loop a function of its own: inlined together into one gemv_4bit, the two loops below
+// left the row-by-row loop short of registers (it reloaded a constant every chunk), and float32
+// 4096 x 4096 read 7% slower than with that loop alone.
+#define QPLUG_OWN_REGISTERS __attribute__((noinline))
+
+// One weight row after another, each chunk asking for the codes 8 KiB ahead: the GEMV of one input
+// whose K values fit in L1 with room for the weights' codes (kRowByRowInputBytes).
 template <int kCount, typename Chunks, typename WholeChunkScales>
-void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailChunkScales& tail,
-               const typename Chunks::Input* x_arranged, int64_t K, const FourBitRows& w,
-               int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+QPLUG_OWN_REGISTERS void gemv_row_by_row(const Chunks& chunks, const WholeChunkScales& whole,
+                                         const TailChunkScales& tail,
+                                         const typename Chunks::Input* x_arranged, int64_t K,
+                                         const FourBitRows& w, int64_t first_row, int64_t last_row,
+                                         float* y, int64_t y_stride) {
   const int64_t full_end = K / kChunk * kChunk;
   for (int64_t o = first_row; o < last_row; ++o) {
     __m512 row[kCount];
@@ -344,6 +353,110 @@ void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailCh
     for (int m = 0; m < kCount; ++m)
       y[m * y_stride + o] = _mm512_reduce_add_ps(row[m]);
   }
+}
+
+// Several inputs, or one that L1 cannot hold with the codes, go kGroupRows rows at a time, a slice
+// of K at a time: a slice of the inputs stays in L1 for all the group's rows (4 inputs of 4096
+// floats, 64 KiB, were read from L2 once per row), and the group's rows are 16 streams, each asked
+// for one slice ahead. Measured in one process, alternating, against a row at a time, weights cold
+// (distinct copies of 4096 rows, 200-770 MiB in all, 2 threads, Zen 5, blocksize 64):
+// - M = 4, K = 4096: float32 +44-68%, bfloat16 +50-55%; M = 16: +47%, +24-37%; M = 2: +12-20%,
+//   +9%. Rows of two tensors (K = 11008), M = 4 float32: +85%.
+// - M = 1, one stream (interleaved rows, or codes whose double-quantized scales were just decoded
+//   into cache), K = 4096: from 3-11% slower to 10-21% faster as the machine went from quiet to
+//   busy, so a row at a time stays there.
+// - M = 1, two tensors (rows longer than the layer interleaves), by the inputs' size: float32
+//   K = 8192 (32 KiB) -4%, 11008 (43 KiB) +20-22%, 14336 (56 KiB) +72%; bfloat16 8192 (16 KiB)
+//   -1% to +10%, 11008 (22 KiB) -5% to -20%, 14336 (28 KiB) +7-10%. Double-quantized float32
+//   K = 8192 -15%, 11008 +19%.
+// Groups of 8 rows were slower than a row at a time, 32 no faster than 16.
+constexpr int64_t kGroupRows = 16;
+
+// One input of more bytes than this goes in groups of rows (see above): two thirds of L1.
+constexpr int64_t kRowByRowInputBytes = 32 << 10;
+
+// The slice of K a group's rows take in turn, in elements. Interleaved rows: the inputs' slice in
+// 16 KiB of L1 whatever their type (kInputs of them: float32 1024, bfloat16 2048; at M = 4
+// float32 1024 read 62% over a row at a time, 2048 44%, 4096 9%). Two streams: 512, which read
+// 4096 x 11008 float32 at M = 1 as fast as 1024, and bfloat16 17% faster than 2048.
+template <typename Chunks>
+int64_t slice_elements(const FourBitRows& w, int64_t K) {
+  if (w.codes_stride == K / 2) return 512;
+  return (16 << 10) / (kInputs * static_cast<int64_t>(sizeof(typename Chunks::Input)));
+}
+
+// The most bytes of scales a row's slice has: 2048 elements in blocks of 32.
+constexpr int64_t kMaxScaleBytesPerSlice = 2048 / 32 * sizeof(float);
+
+template <int kCount, typename Chunks, typename WholeChunkScales>
+QPLUG_OWN_REGISTERS void gemv_row_groups(const Chunks& chunks, const WholeChunkScales& whole,
+                                         const TailChunkScales& tail,
+                                         const typename Chunks::Input* x_arranged, int64_t K,
+                                         const FourBitRows& w, int64_t first_row, int64_t last_row,
+                                         float* y, int64_t y_stride) {
+  const int64_t full_end = K / kChunk * kChunk;
+  const int64_t slice = slice_elements<Chunks>(w, K);
+  // A slice's scales, at least one float (a block may span slices).
+  const int64_t scale_bytes_per_slice =
+      static_cast<int64_t>(sizeof(float)) * std::max<int64_t>(1, slice >> tail.block_shift);
+  for (int64_t o0 = first_row; o0 < last_row; o0 += kGroupRows) {
+    const int64_t rows = std::min(kGroupRows, last_row - o0);
+    __m512 sums[kGroupRows][kCount];
+    for (int64_t r = 0; r < rows; ++r)
+      for (int m = 0; m < kCount; ++m)
+        sums[r][m] = _mm512_setzero_ps();
+    for (int64_t s0 = 0;; s0 += slice) {
+      const int64_t s1 = std::min(s0 + slice, full_end);
+      const bool last_slice = s1 == full_end;
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* row_bytes = w.codes + (o0 + r) * w.codes_stride;
+        const float* scales = w.scales + (o0 + r) * w.scales_stride;
+        // What this row reads next: its next slice, or after its last one the same row of the
+        // next group (past the layer's end a prefetch is dropped).
+        const uint8_t* next_codes =
+            last_slice ? row_bytes + kGroupRows * w.codes_stride - s0 / 2 : row_bytes + slice / 2;
+        const auto* next_scales = reinterpret_cast<const uint8_t*>(
+            last_slice ? scales + kGroupRows * w.scales_stride : scales + (s1 >> tail.block_shift));
+        __m512 row[kCount];
+        for (int m = 0; m < kCount; ++m)
+          row[m] = sums[r][m];
+        for (int64_t c0 = s0; c0 < s1; c0 += kChunk) {
+          _mm_prefetch(reinterpret_cast<const char*>(next_codes + c0 / 2), _MM_HINT_T0);
+          chunks.template add<kCount, true>(row_bytes + c0 / 2, x_arranged + c0, K, kChunk,
+                                            whole.of(scales, c0), row);
+        }
+        // A loop up to scale_bytes_per_slice made float32 4096 x 4096 ~25% slower than these
+        // fixed, unrolled tests with the same prefetches (in a harness that logged them).
+        for (int64_t b = 0; b < kMaxScaleBytesPerSlice; b += 64)
+          if (b < scale_bytes_per_slice)
+            _mm_prefetch(reinterpret_cast<const char*>(next_scales + b), _MM_HINT_T0);
+        if (last_slice && full_end < K)
+          chunks.template add<kCount, false>(row_bytes + full_end / 2, x_arranged + full_end, K,
+                                             K - full_end, tail.of(scales, full_end, K - full_end),
+                                             row);
+        for (int m = 0; m < kCount; ++m)
+          sums[r][m] = row[m];
+      }
+      if (last_slice) break;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int m = 0; m < kCount; ++m)
+        y[m * y_stride + o0 + r] = _mm512_reduce_add_ps(sums[r][m]);
+  }
+}
+
+// The loop for kCount inputs of K values (see the two above).
+template <int kCount, typename Chunks, typename WholeChunkScales>
+void gemv_rows(const Chunks& chunks, const WholeChunkScales& whole, const TailChunkScales& tail,
+               const typename Chunks::Input* x_arranged, int64_t K, const FourBitRows& w,
+               int64_t first_row, int64_t last_row, float* y, int64_t y_stride) {
+  const int64_t input_bytes = K * static_cast<int64_t>(sizeof(typename Chunks::Input));
+  if (kCount == 1 && input_bytes <= kRowByRowInputBytes)
+    gemv_row_by_row<kCount>(chunks, whole, tail, x_arranged, K, w, first_row, last_row, y,
+                            y_stride);
+  else
+    gemv_row_groups<kCount>(chunks, whole, tail, x_arranged, K, w, first_row, last_row, y,
+                            y_stride);
 }
 
 // All M inputs, up to kInputs at a time sharing one decode of the weights.
@@ -797,10 +910,12 @@ const CpuKernels& avx512_kernels() {
                  round_to_float16,   decode_nested_scales_scalar};
     // (Intel's Skylake and Cascade Lake servers and Cooper Lake have AVX-512 without VBMI.)
     if (has_vbmi()) k.decode_nested_scales = decode_nested_scales_vbmi;
-    // 4096 x 4096 on Zen 5: 8 inputs took 1.6-2.0 ms through the GEMV, 16 took 4.1-4.7 ms; the
-    // outer-product tiles took 2.3-3.9 ms for 8 to 16 inputs (padded to 16) and 3.0-3.3 for 24.
-    k.max_gemv_inputs = 8;
-    k.max_gemv_inputs_bf16 = 8;
+    // Through the layer, alternating, 14 cold copies of 4096 x 4096 on Zen 5 (2 threads): the GEMV
+    // took 1.3, 2.4, 3.7-4.5 and 4.8-5.1 ms for 8, 16, 24 and 32 inputs, the outer-product tiles
+    // 3.0, 2.9, 4.0-5.3 and 4.0-4.4 ms (64 inputs: 10.1 against 7.4); 11008 x 4096, 24 inputs: 10.6
+    // against 13.3 ms. (Before the GEMV took groups of rows, 16 inputs took it 4.1-4.7 ms.)
+    k.max_gemv_inputs = 24;
+    k.max_gemv_inputs_bf16 = 24;
     return k;
   }();
   return kernels;
@@ -824,10 +939,10 @@ const CpuKernels& avx512_bf16_kernels() {
     k.isa = "avx512_bf16";
     k.arrange_activations_bf16 = arrange_word_nibbles_bf16;
     k.gemv_4bit_bf16 = gemv_4bit_bf16;
-    // One vdpbf16ps does 32 multiply-adds, twice an fp32 FMA: the GEMV took 1.2-1.35 ms for 8
-    // inputs and 3.1-3.4 ms for 16, as fast as the tiles, and 4.8-5.4 ms for 24 (tiles 3.0-3.2).
-    // (Before the outer-product tiles it beat them up to 128 inputs.)
-    k.max_gemv_inputs_bf16 = 16;
+    // One vdpbf16ps does 32 multiply-adds, twice an fp32 FMA, so the GEMV beat the float32 tiles
+    // at every batch measured (as above): 16 inputs 1.3 ms against 2.9, 48 4.0 against 6.2, 128
+    // 11.5 against 15.2, 512 37 against 48 (11008 x 4096, 48 inputs: 10.7 against 17.2 ms).
+    k.max_gemv_inputs_bf16 = 512;
     return k;
   }();
   return kernels;
