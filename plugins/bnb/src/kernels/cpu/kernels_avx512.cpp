@@ -363,8 +363,8 @@ QPLUG_OWN_REGISTERS void gemv_row_by_row(const Chunks& chunks, const WholeChunkS
 // - M = 4, K = 4096: float32 +44-68%, bfloat16 +50-55%; M = 16: +47%, +24-37%; M = 2: +12-20%,
 //   +9%. Rows of two tensors (K = 11008), M = 4 float32: +85%.
 // - M = 1, one stream (interleaved rows, or codes whose double-quantized scales were just decoded
-//   into cache), K = 4096: from 3-11% slower to 10-21% faster as the machine went from quiet to
-//   busy, so a row at a time stays there.
+//   into cache), K = 4096: 3-11% slower in a quiet hour, 10-21% faster in a busy one (those runs
+//   cycled copies of the same bytes), so a row at a time stays there.
 // - M = 1, two tensors (rows longer than the layer interleaves), by the inputs' size: float32
 //   K = 8192 (32 KiB) -4%, 11008 (43 KiB) +20-22%, 14336 (56 KiB) +72%; bfloat16 8192 (16 KiB)
 //   -1% to +10%, 11008 (22 KiB) -5% to -20%, 14336 (28 KiB) +7-10%. Double-quantized float32
