@@ -626,6 +626,47 @@ TEST(ModelSave, AKernelWhoseTensorsBreakItsSpecsFailsTheSave) {
   EXPECT_TRUE(folder_entries(tmp.path()).empty());
 }
 
+// A quantized kernel that keeps the dense weight it was given: its specs say all of its tensors,
+// so a save plans it from them.
+class SpecDescribedKernel final : public CpuLinearKernel {
+ public:
+  SpecDescribedKernel(const LinearKernelArgs& args, at::Tensor weight)
+      : CpuLinearKernel(args, "test"), weight_(std::move(weight)) {}
+  std::string name() const override { return "spec-described"; }
+  std::string quant_method() const override { return "spec-described"; }
+  std::vector<TensorSpec> tensor_specs() const override {
+    return {{"weight", {weight_.size(0), weight_.size(1)}, DType::F32}};
+  }
+  std::vector<std::pair<std::string, at::Tensor>> tensors() const override {
+    return {{"weight", weight_}};
+  }
+  void load_tensor(const std::string&, const at::Tensor&) override {}
+  void process_weights_after_loading() override {}
+  at::Tensor apply(const at::Tensor& x) override { return x; }
+  at::Tensor dequantize(DType) const override { return weight_; }
+
+ private:
+  at::Tensor weight_;
+};
+
+// A layer planned from its specs leaves a tied copy out, as a layer planned from its tensors does
+// (TiedCheckpointHasNoHeadAndLoadsTied): the tied head is not stored.
+TEST(ModelSave, ALayerPlannedFromItsSpecsLeavesATiedCopyOut) {
+  TempDir tmp;
+  auto model = random_model(llama_family_config("llama", 2, true), 3);
+  nn::LinearImpl* head = model->find_linear("lm_head");
+  ASSERT_NE(head, nullptr);
+  LinearKernelArgs args;
+  args.layer = "lm_head";
+  args.shape = head->shape();
+  const at::Tensor weight = model_tensors(*model).at("lm_head.weight").clone();
+  head->set_kernel({std::make_shared<SpecDescribedKernel>(args, weight), "test"});
+  save_model(*model, (tmp / "out").string());
+  const auto names = file_tensor_names(tmp / "out");
+  EXPECT_EQ(names.count("lm_head.weight"), 0u);
+  EXPECT_EQ(names.count("model.embed_tokens.weight"), 1u);
+}
+
 TEST(ModelSave, FailureAfterTheWeightsWereWrittenCleansUp) {
   TempDir tmp;
   auto model = random_model(llama_family_config("llama", 1), 1);

@@ -479,15 +479,15 @@ TEST(BnbCheckpoint, PackedCodesLoadAsTheirBytesWhateverDtypeHoldsThem) {
       testing::same_bytes(dequantized_vector_layer(theirs), bnb_vectors()["nf4_dq.dequant"]));
 
   // A view that holds fewer bytes than the layer's codes is refused with its name.
-  const std::string layer = kVectorLayer;
   testing::copy_checkpoint(theirs, dir / "short", [&](testing::TensorMap& t) {
-    t[layer + "weight"] = t[layer + "weight"].narrow(0, 0, t[layer + "weight"].size(0) - 1);
+    t[kVectorLayer + "weight"] =
+        t[kVectorLayer + "weight"].narrow(0, 0, t[kVectorLayer + "weight"].size(0) - 1);
   });
   try {
     dequantized_vector_layer(dir / "short");
     FAIL();
   } catch (const CheckpointError& e) {
-    EXPECT_EQ(e.tensor(), layer + "weight");
+    EXPECT_EQ(e.tensor(), kVectorLayer + "weight");
     EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
   }
 }

@@ -33,20 +33,30 @@ double relative_error(const at::Tensor& got, const at::Tensor& want) {
       .item<double>();
 }
 
-// y = x W^T computed by the given implementation's fused GEMV.
-at::Tensor run_gemv(const CpuKernels& k, const at::Tensor& x, const FourBitWeight& w, int64_t N,
-                    int64_t blocksize, QuantType type) {
-  const int64_t M = x.size(0), K = x.size(1);
-  at::Tensor arranged = at::empty({M, K});
+// x [M, K] laid out for the set's float32 or bfloat16 GEMV.
+at::Tensor arranged_for_gemv(const CpuKernels& k, const at::Tensor& x, bool bf16) {
   const at::Tensor input = x.contiguous();
-  k.arrange_activations(input.data_ptr<float>(), M, K, arranged.data_ptr<float>());
+  at::Tensor arranged = at::empty_like(input);
+  (bf16 ? k.arrange_activations_bf16 : k.arrange_activations)(
+      input.data_ptr<float>(), input.size(0), input.size(1), arranged.data_ptr<float>());
+  return arranged;
+}
+
+// y [M, N] from the set's float32 or bfloat16 GEMV over rows [first_row, last_row) of w (the
+// other rows stay zero), inputs from arranged_for_gemv.
+at::Tensor gemv_of(const CpuKernels& k, bool bf16, const at::Tensor& arranged, const FourBitRows& w,
+                   int64_t blocksize, const float* table, int64_t first_row, int64_t last_row,
+                   int64_t N) {
+  const int64_t M = arranged.size(0), K = arranged.size(1);
   at::Tensor y = at::zeros({M, N});
-  const FourBitCodebook book = codebook(type);
-  k.gemv_4bit(
-      arranged.data_ptr<float>(), M, K,
-      contiguous_rows(w.packed.data_ptr<uint8_t>(), w.absmax.data_ptr<float>(), K, blocksize),
-      blocksize, book.table, 0, N, y.data_ptr<float>(), N);
+  (bf16 ? k.gemv_4bit_bf16 : k.gemv_4bit)(arranged.data_ptr<float>(), M, K, w, blocksize, table,
+                                          first_row, last_row, y.data_ptr<float>(), N);
   return y;
+}
+
+// The separate tensors of a quantized weight, as the GEMVs read them.
+FourBitRows rows_of(const FourBitWeight& q, int64_t K, int64_t blocksize) {
+  return contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, blocksize);
 }
 
 class EveryIsa : public ::testing::TestWithParam<std::string> {};
@@ -113,7 +123,9 @@ TEST_P(EveryIsa, FusedGemvMatchesDenseMath) {
             dequantize_4bit(q.packed, q.absmax, N * K, bs, book.table, scalar_kernels())
                 .view({N, K});
         const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
-        EXPECT_LT(relative_error(run_gemv(k, x, q, N, bs, QuantType::NF4), want), 1e-6)
+        const at::Tensor y = gemv_of(k, false, arranged_for_gemv(k, x, false), rows_of(q, K, bs),
+                                     bs, book.table, 0, N, N);
+        EXPECT_LT(relative_error(y, want), 1e-6)
             << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
       }
 }
@@ -125,27 +137,6 @@ std::vector<float> bf16_table(QuantType type) {
       at::from_blob(const_cast<float*>(book.table), {16}, at::TensorOptions().dtype(at::kFloat));
   const at::Tensor rounded = exact.to(at::kBFloat16).to(at::kFloat).contiguous();
   return {rounded.data_ptr<float>(), rounded.data_ptr<float>() + 16};
-}
-
-// x [M, K] laid out for the set's float32 or bfloat16 GEMV.
-at::Tensor arranged_for_gemv(const CpuKernels& k, const at::Tensor& x, bool bf16) {
-  const at::Tensor input = x.contiguous();
-  at::Tensor arranged = at::empty_like(input);
-  (bf16 ? k.arrange_activations_bf16 : k.arrange_activations)(
-      input.data_ptr<float>(), input.size(0), input.size(1), arranged.data_ptr<float>());
-  return arranged;
-}
-
-// y [M, N] from the set's float32 or bfloat16 GEMV over rows [first_row, N) of w (the rows before
-// stay zero), inputs from arranged_for_gemv.
-at::Tensor gemv_of(const CpuKernels& k, bool bf16, const at::Tensor& arranged, const FourBitRows& w,
-                   int64_t blocksize, const std::vector<float>& table, int64_t first_row,
-                   int64_t N) {
-  const int64_t M = arranged.size(0), K = arranged.size(1);
-  at::Tensor y = at::zeros({M, N});
-  (bf16 ? k.gemv_4bit_bf16 : k.gemv_4bit)(arranged.data_ptr<float>(), M, K, w, blocksize,
-                                          table.data(), first_row, N, y.data_ptr<float>(), N);
-  return y;
 }
 
 TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
@@ -163,14 +154,9 @@ TEST_P(EveryIsa, Bf16TableGemvMatchesDenseMath) {
           const at::Tensor dense =
               dequantize_4bit(q.packed, q.absmax, N * K, bs, table.data(), scalar_kernels())
                   .view({N, K});
-          at::Tensor arranged = at::empty({M, K});
-          k.arrange_activations_bf16(x.data_ptr<float>(), M, K, arranged.data_ptr<float>());
-          at::Tensor y = at::zeros({M, N});
           // Rows [5, 37): the first and last rows stay untouched.
-          k.gemv_4bit_bf16(
-              arranged.data_ptr<float>(), M, K,
-              contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs), bs,
-              table.data(), 5, 37, y.data_ptr<float>(), N);
+          const at::Tensor y = gemv_of(k, true, arranged_for_gemv(k, x, true), rows_of(q, K, bs),
+                                       bs, table.data(), 5, 37, N);
           const at::Tensor want = at::matmul(x.to(at::kDouble), dense.to(at::kDouble).t());
           EXPECT_LT(relative_error(y.narrow(1, 5, 32), want.narrow(1, 5, 32)), 1e-6)
               << GetParam() << " bs=" << bs << " K=" << K << " M=" << M;
@@ -202,20 +188,20 @@ TEST_P(EveryIsa, GemvGivesTheSameBitsWhateverTheLayoutOrBatch) {
           quantize_4bit(w, FourBitSettings{QuantType::FP4, false, bs, DType::F32}, k);
       const at::Tensor rows = interleave_rows(q.packed, q.absmax, N, K, bs);
       const std::vector<float> table = bf16_table(QuantType::FP4);
-      const FourBitRows apart =
-          contiguous_rows(q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), K, bs);
+      const FourBitRows apart = rows_of(q, K, bs);
       const FourBitRows together = interleaved_rows(rows, K, bs);
       const std::string where = GetParam() + (bf16 ? " bf16" : " fp32") +
                                 " bs=" + std::to_string(bs) + " K=" + std::to_string(K);
       const at::Tensor arranged = arranged_for_gemv(k, x, bf16);
-      const at::Tensor batch = gemv_of(k, bf16, arranged, apart, bs, table, first_row, N);
-      EXPECT_TRUE(at::equal(batch, gemv_of(k, bf16, arranged, together, bs, table, first_row, N)))
+      const at::Tensor batch = gemv_of(k, bf16, arranged, apart, bs, table.data(), first_row, N, N);
+      EXPECT_TRUE(
+          at::equal(batch, gemv_of(k, bf16, arranged, together, bs, table.data(), first_row, N, N)))
           << where;
       for (int64_t m = 0; m < M; ++m) {
         const at::Tensor alone = arranged_for_gemv(k, x.narrow(0, m, 1), bf16);
         for (const FourBitRows& layout : {apart, together})
-          EXPECT_TRUE(
-              at::equal(gemv_of(k, bf16, alone, layout, bs, table, first_row, N)[0], batch[m]))
+          EXPECT_TRUE(at::equal(
+              gemv_of(k, bf16, alone, layout, bs, table.data(), first_row, N, N)[0], batch[m]))
               << where << " input " << m;
       }
       const at::Tensor dense =

@@ -379,14 +379,20 @@ constexpr int64_t kRowByRowInputBytes = 32 << 10;
 // 16 KiB of L1 whatever their type (kInputs of them: float32 1024, bfloat16 2048; at M = 4
 // float32 1024 read 62% over a row at a time, 2048 44%, 4096 9%). Two streams: 512, which read
 // 4096 x 11008 float32 at M = 1 as fast as 1024, and bfloat16 17% faster than 2048.
+constexpr int64_t kInputSliceBytes = 16 << 10;
+constexpr int64_t kTwoStreamSliceElements = 512;
+
 template <typename Chunks>
 int64_t slice_elements(const FourBitRows& w, int64_t K) {
-  if (w.codes_stride == K / 2) return 512;
-  return (16 << 10) / (kInputs * static_cast<int64_t>(sizeof(typename Chunks::Input)));
+  if (w.codes_stride == K / 2) return kTwoStreamSliceElements;
+  return kInputSliceBytes / (kInputs * static_cast<int64_t>(sizeof(typename Chunks::Input)));
 }
 
-// The most bytes of scales a row's slice has: 2048 elements in blocks of 32.
-constexpr int64_t kMaxScaleBytesPerSlice = 2048 / 32 * sizeof(float);
+// The most bytes of scales a row's slice has: the longest slice (bfloat16 inputs, 2 bytes each) in
+// the smallest blocks (32).
+constexpr int64_t kMaxScaleBytesPerSlice =
+    kInputSliceBytes / (kInputs * sizeof(uint16_t)) / 32 * sizeof(float);
+static_assert(kMaxScaleBytesPerSlice == 256, "2048 elements in blocks of 32: four cache lines");
 
 template <int kCount, typename Chunks, typename WholeChunkScales>
 QPLUG_OWN_REGISTERS void gemv_row_groups(const Chunks& chunks, const WholeChunkScales& whole,
