@@ -230,7 +230,10 @@ inline void prefetch_ahead(const uint8_t* p) {
 // so their weights add nothing). Two accumulator chains per input, so the multiplies of one chunk
 // need not wait on each other.
 
-// float32: one shift, one vpermps and one FMA per 16 weights.
+// float32: one shift, one vpermps and one FMA per 16 weights. On Zen 5 this is near the ceiling of
+// the arithmetic: shifts and permutes share two pipes, one of which also takes FMAs, so a chunk's
+// 24 operations need ~8 cycles (README, "The aim"). Indices by vpmulhuw (FMA pipes) were
+// 15-25% slower, codes loaded again at byte offsets split cache lines and were no faster.
 struct Fp32Chunks {
   using Input = float;
   __m512 lut;  // the 16 code values
